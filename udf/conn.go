@@ -1,0 +1,154 @@
+package udf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"google.golang.org/protobuf/proto"
+)
+
+// DefaultMaxFrame is the largest request frame a connection accepts.
+const DefaultMaxFrame = 16 << 20
+
+// conn speaks Kapacitor's UDF protocol on one connection: varint-length
+// framed protobuf Requests in, Responses out (udf/agent's udf.proto). One
+// goroutine reads, dispatches to the Handler and writes, so responses keep
+// their order without channels; writes are flushed whenever no more input
+// is buffered, which answers keepalives at once and batches the rest.
+type conn struct {
+	h        *Handler
+	r        *bufio.Reader
+	w        *bufio.Writer
+	maxFrame int
+
+	in  []byte
+	out []byte
+	req agent.Request
+}
+
+func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return &conn{
+		h:        h,
+		r:        bufio.NewReaderSize(rw, 64<<10),
+		w:        bufio.NewWriterSize(rw, 64<<10),
+		maxFrame: maxFrame,
+	}
+}
+
+// serve runs until the peer closes the connection (nil) or a request fails
+// (the error, which is also sent to Kapacitor as an ErrorResponse).
+func (c *conn) serve() error {
+	for {
+		if c.r.Buffered() == 0 {
+			if err := c.w.Flush(); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		if err := c.read(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return c.fail(err)
+		}
+		res, err := c.dispatch()
+		if err != nil {
+			return c.fail(err)
+		}
+		if res != nil {
+			if err := c.write(res); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+	}
+}
+
+// fail tells Kapacitor why the connection ends, as the agent library does.
+func (c *conn) fail(err error) error {
+	_ = c.write(&agent.Response{Message: &agent.Response_Error{Error: &agent.ErrorResponse{Error: err.Error()}}})
+	_ = c.w.Flush()
+	return err
+}
+
+// read reads one frame into c.req. A clean EOF between frames is io.EOF.
+func (c *conn) read() error {
+	size, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return fmt.Errorf("read frame length: %w", err)
+	}
+	if size > uint64(c.maxFrame) {
+		return fmt.Errorf("frame of %d bytes exceeds the limit of %d bytes", size, c.maxFrame)
+	}
+	if cap(c.in) < int(size) {
+		c.in = make([]byte, size)
+	}
+	b := c.in[:size]
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("connection closed inside a frame of %d bytes", size)
+		}
+		return fmt.Errorf("read frame: %w", err)
+	}
+	if err := proto.Unmarshal(b, &c.req); err != nil {
+		return fmt.Errorf("decode request: %w", err)
+	}
+	return nil
+}
+
+func (c *conn) write(res *agent.Response) error {
+	var err error
+	c.out, err = proto.MarshalOptions{}.MarshalAppend(c.out[:0], res)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(c.out)))
+	if _, err := c.w.Write(hdr[:n]); err != nil {
+		return err
+	}
+	_, err = c.w.Write(c.out)
+	return err
+}
+
+// dispatch hands the request to the handler and returns the response to send, if any.
+func (c *conn) dispatch() (*agent.Response, error) {
+	switch m := c.req.Message.(type) {
+	case *agent.Request_Point:
+		p, err := c.h.Point(m.Point)
+		if err != nil || p == nil {
+			return nil, err
+		}
+		return &agent.Response{Message: &agent.Response_Point{Point: p}}, nil
+	case *agent.Request_Keepalive:
+		return &agent.Response{Message: &agent.Response_Keepalive{
+			Keepalive: &agent.KeepaliveResponse{Time: m.Keepalive.GetTime()},
+		}}, nil
+	case *agent.Request_Info:
+		info, err := c.h.Info()
+		return &agent.Response{Message: &agent.Response_Info{Info: info}}, err
+	case *agent.Request_Init:
+		init, err := c.h.Init(m.Init)
+		return &agent.Response{Message: &agent.Response_Init{Init: init}}, err
+	case *agent.Request_Snapshot:
+		snap, err := c.h.Snapshot()
+		return &agent.Response{Message: &agent.Response_Snapshot{Snapshot: snap}}, err
+	case *agent.Request_Restore:
+		res, err := c.h.Restore(m.Restore)
+		return &agent.Response{Message: &agent.Response_Restore{Restore: res}}, err
+	case *agent.Request_Begin, *agent.Request_End:
+		return nil, errors.New("@squadcast() takes a stream, but batch data reached it")
+	case nil:
+		return nil, errors.New("empty request")
+	default:
+		return nil, fmt.Errorf("unknown request %T", m)
+	}
+}

@@ -1,0 +1,281 @@
+package udf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"go.uber.org/zap"
+)
+
+// HandlerConfig is what every connection's Handler shares.
+type HandlerConfig struct {
+	// Sink resolves destinations and takes events.
+	Sink Sink
+	// Logger logs task lifecycle and errors; it must never receive a URL.
+	Logger *zap.Logger
+	// Hostname is the .ServerInfo.Hostname template variable.
+	Hostname string
+	// MaxFrame is the largest request accepted, in bytes (DefaultMaxFrame if 0).
+	MaxFrame int
+}
+
+// Handler handles the requests of one Kapacitor connection, i.e. one
+// @squadcast() node of one task. Its methods are called from one goroutine:
+// it holds the task's alert state without locks. Point only evaluates and
+// enqueues; nothing in it waits on the network.
+type Handler struct {
+	cfg HandlerConfig
+	log *zap.Logger
+
+	taskID, nodeID string
+	opts           *TaskOptions
+	pub            Publisher
+
+	groups map[string]*groupState
+	// prev is the level of the last event sent per alert ID (previousLevel).
+	prev map[string]Level
+
+	buf bytes.Buffer
+}
+
+// NewHandler returns a Handler for one connection.
+func NewHandler(cfg HandlerConfig) *Handler {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Handler{
+		cfg:    cfg,
+		log:    log,
+		groups: make(map[string]*groupState),
+		prev:   make(map[string]Level),
+	}
+}
+
+// Info describes @squadcast(): it wants and provides a stream, with its options.
+func (h *Handler) Info() (*agent.InfoResponse, error) {
+	return &agent.InfoResponse{
+		Wants:    agent.EdgeType_STREAM,
+		Provides: agent.EdgeType_STREAM,
+		Options:  optionInfo,
+	}, nil
+}
+
+// Init parses the task's options. A bad option fails the task with a message
+// naming it (Kapacitor shows it in `kapacitor show`); the daemon serves on.
+func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err error) {
+	defer recoverTo(&err)
+	h.taskID, h.nodeID = r.GetTaskID(), r.GetNodeID()
+	h.log = h.log.With(zap.String("task", h.taskID), zap.String("node", h.nodeID))
+	fail := func(err error) (*agent.InitResponse, error) {
+		h.log.Warn("task rejected: bad option", zap.Error(err))
+		return &agent.InitResponse{Success: false, Error: err.Error()}, nil
+	}
+	opts, err := ParseOptions(r.GetOptions())
+	if err != nil {
+		return fail(err)
+	}
+	pub, err := h.cfg.Sink.Open(opts.Destination)
+	if err != nil {
+		return fail(err)
+	}
+	h.opts, h.pub = opts, pub
+	h.log.Info("task connected")
+	return &agent.InitResponse{Success: true}, nil
+}
+
+// Snapshot returns an empty snapshot: the alert state is not yet persisted.
+func (h *Handler) Snapshot() (*agent.SnapshotResponse, error) {
+	return &agent.SnapshotResponse{}, nil
+}
+
+// Restore accepts any snapshot and starts from a clean state.
+func (h *Handler) Restore(*agent.RestoreRequest) (*agent.RestoreResponse, error) {
+	return &agent.RestoreResponse{Success: true}, nil
+}
+
+// Point evaluates the point's level for its group and, when the alert node
+// would send an event, publishes it and returns the point to emit downstream
+// (nil when there is no event).
+func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
+	defer recoverTo(&err)
+	if h.opts == nil {
+		return nil, errors.New("point received before a successful init")
+	}
+	level := determineLevel(&h.opts.Levels, p, h.evalError)
+	st := h.groups[p.Group]
+	if st == nil {
+		if level == OK {
+			// A group that has only been OK sends nothing: keep no state for it.
+			return nil, nil
+		}
+		st = &groupState{}
+		h.groups[p.Group] = st
+	}
+	if !st.update(level, p.Time) {
+		return nil, nil
+	}
+	if level == OK {
+		// Recovered: an absent group is an OK one.
+		delete(h.groups, p.Group)
+	}
+	ev, err := h.event(p, level, st.duration())
+	if err != nil {
+		// The alert node fails the point on a template error; log and go on.
+		h.log.Error("cannot render alert event", zap.String("group", p.Group), zap.Error(err))
+		return nil, nil
+	}
+	if err := h.pub.Publish(ev); err != nil {
+		h.log.Error("alert event lost: cannot enqueue it",
+			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
+	}
+	return alertPoint(p, &ev), nil
+}
+
+// Close ends the handler when its connection ends.
+func (h *Handler) Close() {
+	if h.opts != nil {
+		h.log.Info("task disconnected", zap.Int("groups_alerting", len(h.groups)))
+	}
+}
+
+func (h *Handler) evalError(l Level, err error) {
+	h.log.Debug("level expression failed; taken as false", zap.Stringer("level", l), zap.Error(err))
+}
+
+// event builds the alert event for a point, as the alert node's event() does.
+func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, error) {
+	group := p.Group
+	if group == "" {
+		group = "nil"
+	}
+	t := time.Unix(0, p.Time).UTC()
+	fields := pointFields(p)
+	info := DetailsInfo{MessageInfo: MessageInfo{
+		IDInfo: IDInfo{
+			Name:       p.Name,
+			TaskName:   h.taskID,
+			Group:      group,
+			Tags:       p.Tags,
+			ServerInfo: ServerInfo{Hostname: h.cfg.Hostname},
+		},
+		Fields:   fields,
+		Level:    level.String(),
+		Time:     t,
+		Duration: d,
+	}}
+	var err error
+	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
+		return Event{}, fmt.Errorf("id template: %w", err)
+	}
+	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
+		return Event{}, fmt.Errorf("message template: %w", err)
+	}
+	details, err := render(h.opts.Details, &h.buf, &info)
+	if err != nil {
+		return Event{}, fmt.Errorf("details template: %w", err)
+	}
+	prev := h.prev[info.ID]
+	if level == OK {
+		delete(h.prev, info.ID)
+	} else {
+		h.prev[info.ID] = level
+	}
+	return Event{
+		TaskID:        h.taskID,
+		NodeID:        h.nodeID,
+		ID:            info.ID,
+		Message:       info.Message,
+		Details:       details,
+		Time:          t,
+		Duration:      d,
+		Level:         level,
+		PreviousLevel: prev,
+		Recoverable:   true,
+		Name:          p.Name,
+		Group:         group,
+		Tags:          p.Tags,
+		Fields:        fields,
+	}, nil
+}
+
+// pointFields merges a point's typed field maps into one.
+func pointFields(p *agent.Point) map[string]interface{} {
+	f := make(map[string]interface{}, len(p.FieldsDouble)+len(p.FieldsInt)+len(p.FieldsString)+len(p.FieldsBool))
+	for k, v := range p.FieldsDouble {
+		f[k] = v
+	}
+	for k, v := range p.FieldsInt {
+		f[k] = v
+	}
+	for k, v := range p.FieldsString {
+		f[k] = v
+	}
+	for k, v := range p.FieldsBool {
+		f[k] = v
+	}
+	return f
+}
+
+// SortedFieldNames returns the names of an event's fields in sorted order,
+// the column order of Kapacitor's alert data.
+func SortedFieldNames(fields map[string]interface{}) []string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// alertPoint is the point emitted downstream for an event: the original
+// point with the fields level, message and id (strings) and duration (int,
+// ns) set, like the alert node's levelField/messageField/idField/durationField.
+// A point field of one of these names is replaced.
+func alertPoint(p *agent.Point, ev *Event) *agent.Point {
+	out := &agent.Point{
+		Time:            p.Time,
+		Name:            p.Name,
+		Database:        p.Database,
+		RetentionPolicy: p.RetentionPolicy,
+		Group:           p.Group,
+		Dimensions:      p.Dimensions,
+		ByName:          p.ByName,
+		Tags:            p.Tags,
+		FieldsDouble:    withoutAlertFields(p.FieldsDouble, 0),
+		FieldsInt:       withoutAlertFields(p.FieldsInt, 1),
+		FieldsString:    withoutAlertFields(p.FieldsString, 3),
+		FieldsBool:      withoutAlertFields(p.FieldsBool, 0),
+	}
+	out.FieldsString["level"] = ev.Level.String()
+	out.FieldsString["message"] = ev.Message
+	out.FieldsString["id"] = ev.ID
+	out.FieldsInt["duration"] = int64(ev.Duration)
+	return out
+}
+
+// withoutAlertFields copies a field map without the fields alertPoint sets,
+// with room for extra more.
+func withoutAlertFields[V any](m map[string]V, extra int) map[string]V {
+	out := make(map[string]V, len(m)+extra)
+	for k, v := range m {
+		switch k {
+		case "level", "message", "id", "duration":
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// recoverTo turns a panic in a handler method into an error that ends only
+// this connection, never the daemon.
+func recoverTo(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("internal error: %v", r)
+	}
+}

@@ -1,0 +1,111 @@
+package udf
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"text/template"
+	"time"
+)
+
+// Default templates, the alert node's defaults.
+const (
+	DefaultIDTemplate      = "{{ .Name }}:{{ .Group }}"
+	DefaultMessageTemplate = "{{ .ID }} is {{ .Level }}"
+	DefaultDetailsTemplate = "{{ json . }}"
+)
+
+// ServerInfo mirrors the alert node's .ServerInfo template variable.
+// ClusterID and ServerID are Kapacitor's own and are not known to a UDF: they are empty.
+type ServerInfo struct {
+	Hostname  string
+	ClusterID string
+	ServerID  string
+}
+
+// IDInfo is the data of the id template; the field names are the alert node's.
+type IDInfo struct {
+	// Name is the measurement name.
+	Name string
+	// TaskName is Kapacitor's task ID.
+	TaskName string
+	// Group is the group-by tags as k=v,k=v, or "nil" without groupBy.
+	Group string
+	// Tags are the point's tags.
+	Tags map[string]string
+	// ServerInfo describes the host the daemon runs on.
+	ServerInfo ServerInfo
+}
+
+// MessageInfo is the data of the message template.
+type MessageInfo struct {
+	IDInfo
+	// ID is the alert ID.
+	ID string
+	// Fields are the point's fields.
+	Fields map[string]interface{}
+	// Level is one of OK, INFO, WARNING, CRITICAL.
+	Level string
+	// Time is the point's time.
+	Time time.Time
+	// Duration is how long the alert has been non-OK.
+	Duration time.Duration
+}
+
+// DetailsInfo is the data of the details template.
+type DetailsInfo struct {
+	MessageInfo
+	// Message is the rendered message.
+	Message string
+}
+
+// templateFuncs are available in every template. json renders its argument
+// as JSON without HTML escaping (the alert node's details template escapes
+// for HTML; Squadcast shows plain text).
+var templateFuncs = template.FuncMap{
+	"json": func(v interface{}) (string, error) {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return "", err
+		}
+		return string(bytes.TrimRight(b.Bytes(), "\n")), nil
+	},
+}
+
+// parseTemplate parses a template and runs it once on sample data, so that
+// references to unknown fields fail at Init instead of at the first alert.
+func parseTemplate(name, text string, sample interface{}) (*template.Template, error) {
+	t, err := template.New(name).Funcs(templateFuncs).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("template parse error: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, sample); err != nil {
+		return nil, fmt.Errorf("template error: %w", err)
+	}
+	return t, nil
+}
+
+// sampleDetails is the sample data templates are tried on in Init.
+func sampleDetails() DetailsInfo {
+	return DetailsInfo{
+		MessageInfo: MessageInfo{
+			IDInfo: IDInfo{Name: "cpu", TaskName: "task", Group: "nil", Tags: map[string]string{"host": "h"}},
+			ID:     "cpu:nil",
+			Fields: map[string]interface{}{"value": 1.0},
+			Level:  "CRITICAL",
+			Time:   time.Unix(0, 0).UTC(),
+		},
+		Message: "cpu:nil is CRITICAL",
+	}
+}
+
+func render(t *template.Template, buf *bytes.Buffer, data interface{}) (string, error) {
+	buf.Reset()
+	if err := t.Execute(buf, data); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
