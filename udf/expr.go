@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/kapacitor/tick/ast"
 	"github.com/influxdata/kapacitor/tick/stateful"
@@ -31,6 +32,9 @@ func CompileExpr(src string) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, fmt.Errorf("empty expression")
 	}
+	if err := checkLexable(src); err != nil {
+		return nil, err
+	}
 	lambda, err := ast.ParseLambda(src)
 	if err != nil {
 		return nil, fmt.Errorf("parse error: %w", err)
@@ -45,6 +49,26 @@ func CompileExpr(src string) (*Expr, error) {
 	}
 	scope := stateful.NewScope()
 	return &Expr{src: src, expr: se, refs: refs, scope: scope}, nil
+}
+
+// checkLexable rejects the input that crashes Kapacitor's TICK lexer
+// (tick/ast lex.go): its lexer runs in a goroutine of its own, so its panic
+// would end the whole daemon, beyond any recover. In lexToken, a '/' followed
+// by a multi-byte rune takes the position before the start of the input
+// (peek and backup undo the width of the wrong rune), so a '/' may not be
+// followed by a non-ASCII byte anywhere. Kapacitor's own TICKscript parser
+// has the same bug: kapacitord crashes on `=~ /é/` in a script.
+func checkLexable(src string) error {
+	if !utf8.ValidString(src) {
+		return fmt.Errorf("the expression is not valid UTF-8")
+	}
+	for i := 0; i+1 < len(src); i++ {
+		if src[i] == '/' && src[i+1] >= utf8.RuneSelf {
+			return fmt.Errorf("a '/' followed by a non-ASCII character (at byte %d) crashes Kapacitor's expression lexer; "+
+				"in a regex, write the character as an escape such as \\x{e9}", i)
+		}
+	}
+	return nil
 }
 
 // String returns the expression's source.

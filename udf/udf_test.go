@@ -84,6 +84,13 @@ func TestParseOptions(t *testing.T) {
 		{name: "empty expression", opts: []*agent.Option{str("info", "  ")}, wantErr: "option .info('  '): empty expression"},
 		{name: "no reference", opts: []*agent.Option{str("crit", `TRUE`)}, wantErr: "option .crit('TRUE'): the expression references no field or tag"},
 		{name: "unquoted name", opts: []*agent.Option{str("crit", `usage_idle < 10`)}, wantErr: "option .crit('usage_idle < 10')"},
+		{name: "slash before non-ASCII crashes Kapacitor's lexer", opts: []*agent.Option{str("crit", `"host" =~ /é/`)}, wantErr: `crashes Kapacitor's expression lexer`},
+		{name: "invalid UTF-8", opts: []*agent.Option{str("crit", "\"h\" == '\xff'")}, wantErr: "not valid UTF-8"},
+		{name: "escaped non-ASCII in regex", opts: []*agent.Option{str("crit", `"host" =~ /\x{e9}t/`)}, check: func(t *testing.T, o *TaskOptions) {
+			ok, err := o.Levels[Critical].EvalBool(point("", 0, nil, map[string]string{"host": "été"}))
+			require.NoError(t, err)
+			assert.True(t, ok)
+		}},
 		{name: "duplicate", opts: []*agent.Option{crit, crit}, wantErr: "option .crit: given more than once"},
 		{name: "unknown option", opts: []*agent.Option{crit, str("critical", "x")}, wantErr: "option .critical: unknown option"},
 		{name: "bad template", opts: []*agent.Option{crit, str("message", "{{ .ID ")}, wantErr: "option .message('{{ .ID '): template parse error"},
@@ -191,14 +198,14 @@ func TestGroupStateStateChangesOnly(t *testing.T) {
 		dur  time.Duration
 	}{
 		{OK, false, 0},
-		{Warning, true, 0},       // t=1 starts the alert
-		{Warning, false, 0},      // unchanged
-		{Critical, true, 2},      // t=3: still the alert of t=1
-		{Critical, false, 0},     //
-		{OK, true, 4},            // t=5: recovery, duration since t=1
-		{OK, false, 0},           //
-		{Info, true, 0},          // t=7: a new alert
-		{OK, true, 1},            // t=8
+		{Warning, true, 0},   // t=1 starts the alert
+		{Warning, false, 0},  // unchanged
+		{Critical, true, 2},  // t=3: still the alert of t=1
+		{Critical, false, 0}, //
+		{OK, true, 4},        // t=5: recovery, duration since t=1
+		{OK, false, 0},       //
+		{Info, true, 0},      // t=7: a new alert
+		{OK, true, 1},        // t=8
 	}
 	var s groupState
 	for i, step := range seq {
