@@ -1,0 +1,38 @@
+# kapacitor-squadcast: build, test, lint and demo.
+#
+# Needs Go (the version in go.mod) and nothing else: `make test` and
+# `make demo` first build InfluxData's kapacitord and kapacitor v1.5.9 from
+# the Go module proxy into $(KAPACITOR_CACHE) (a few minutes, once; see
+# .ci/build-kapacitord) and run the end-to-end tests against them.
+
+GO ?= go
+KAPACITOR_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/kapacitor-1.5.9
+KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
+
+.PHONY: all build kapacitord test lint demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/kapacitor-squadcast ./cmd/kapacitor-squadcast
+
+kapacitord:
+	./.ci/build-kapacitord "$(KAPACITOR_CACHE)"
+
+# KAPACITOR_SQUADCAST_E2E=required makes the end-to-end tests fail, rather
+# than skip, when kapacitord is missing.
+test: kapacitord
+	KAPACITORD="$(KAPACITORD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
+
+lint:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+demo: kapacitord
+	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/demo
+
+# clean removes what the build made in the work tree; the kapacitord cache
+# in $(KAPACITOR_CACHE) stays (delete that folder to rebuild it).
+clean:
+	rm -rf bin

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
+)
+
+// serveConfig holds the flags of serve.
+type serveConfig struct {
+	socket          string
+	dataDir         string
+	url             string
+	format          string
+	workers         int
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.socket, "socket", "", "unix socket to serve Kapacitor on: the `path` in kapacitor.conf's [udf.functions.squadcast] socket (required)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the daemon's state; created if missing (required)")
+	fs.StringVar(&c.url, "url", "", "Squadcast webhook `URL` of the default endpoint (default $SQUADCAST_WEBHOOK_URL); it holds a secret key: prefer the environment")
+	fs.StringVar(&c.format, "format", "kapacitor", "payload `format` of the default endpoint: kapacitor or incident-webhook")
+	fs.IntVar(&c.workers, "workers", 8, "delivery workers: incidents delivered in parallel")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if c.url == "" {
+		c.url = os.Getenv("SQUADCAST_WEBHOOK_URL")
+	}
+	log, err := newLogger(c.logLevel, c.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kapacitor-squadcast: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	if err := serve(ctx, c, log); err != nil {
+		log.Error("kapacitor-squadcast stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// serve runs the daemon until ctx is done, then shuts down in order: stop
+// accepting and remove the socket, end the connections, let pending
+// deliveries finish within the shutdown timeout.
+func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
+	if c.socket == "" {
+		return errors.New("--socket is required")
+	}
+	if c.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if c.workers < 1 {
+		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery")}
+	if c.url != "" {
+		cfg.Endpoints = append(cfg.Endpoints, squadcast.Endpoint{Name: udf.DefaultEndpoint, URL: c.url, Format: c.format})
+	}
+	sender, err := squadcast.New(cfg)
+	if err != nil {
+		return err
+	}
+	if c.url == "" {
+		log.Warn("no default endpoint: tasks must give .url(), or start with --url or SQUADCAST_WEBHOOK_URL")
+	}
+
+	ln, err := listenUnix(c.socket)
+	if err != nil {
+		_ = sender.Close(context.Background())
+		return err
+	}
+	hostname, _ := os.Hostname()
+	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-served:
+		log.Error("socket server failed", zap.Error(err))
+	}
+	// Closing the listener removes the socket file (net.UnixListener unlinks it).
+	closeErr := srv.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := sender.Close(sctx); err != nil {
+		log.Warn("deliveries still pending at shutdown were abandoned", zap.Error(err))
+	}
+	return errors.Join(err, closeErr)
+}
+
+// listenUnix listens on a unix socket at path, replacing a stale socket left
+// by a previous run, but never a live one or a file that is not a socket.
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket path %s exists and is not a socket: refusing to replace it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket path %s is in use by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("set socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+// newLogger builds the daemon's zap logger. Repeated messages are sampled so
+// that a flood of identical errors cannot slow the hot path down.
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, fmt.Errorf("--log-format: unknown format %q (want json or console)", format)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
+	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
+	return zap.New(core), nil
+}

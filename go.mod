@@ -1,0 +1,23 @@
+module github.com/kapacitor-squadcast/kapacitor-squadcast
+
+go 1.24
+
+require (
+	github.com/hashicorp/go-retryablehttp v0.7.8
+	github.com/influxdata/kapacitor v1.7.6
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/zap v1.28.0
+	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/dustin/go-humanize v1.0.0 // indirect
+	github.com/gogo/protobuf v1.3.2 // indirect
+	github.com/google/uuid v1.3.0 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	github.com/influxdata/influxql v1.1.1-0.20211004132434-7e7d61973256 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/zeebo/mwc v0.0.4 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

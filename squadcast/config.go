@@ -1,0 +1,208 @@
+// Package squadcast turns alert events into Squadcast webhook calls: it
+// renders the payloads (Kapacitor's alert JSON or Squadcast's Incident
+// Webhook JSON) and delivers them with retries, one incident at a time in
+// order, many incidents in parallel.
+//
+// Webhook URLs carry the service's secret key in their last path segment:
+// nothing in this package logs them or puts them in an error.
+package squadcast
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Payload formats, as given in an Endpoint or in a task's .format option.
+const (
+	// FormatKapacitor is Kapacitor's own alert JSON, as its .post() handler
+	// sends it; Squadcast's "Kapacitor" alert source takes it.
+	FormatKapacitor = "kapacitor"
+	// FormatIncidentWebhook is Squadcast's Incident Webhook (API v2) JSON.
+	FormatIncidentWebhook = "incident-webhook"
+)
+
+// Defaults applied by New (and Validate) to zero-valued settings.
+const (
+	// DefaultTimeout is the time one HTTP attempt may take.
+	DefaultTimeout = 10 * time.Second
+	// DefaultWorkers is the number of concurrent deliveries.
+	DefaultWorkers = 8
+	// DefaultQueueSize is the number of events that may wait in memory.
+	DefaultQueueSize = 100000
+	// DefaultRetryMax is the number of retries after the first attempt.
+	DefaultRetryMax = 20
+	// DefaultRetryWaitMin is the shortest wait between two attempts.
+	DefaultRetryWaitMin = time.Second
+	// DefaultRetryWaitMax is the longest wait between two attempts.
+	DefaultRetryWaitMax = 5 * time.Minute
+	// DefaultUserAgent is sent when Config.UserAgent is empty.
+	DefaultUserAgent = "kapacitor-squadcast"
+)
+
+// Endpoint is a named Squadcast webhook.
+type Endpoint struct {
+	// Name is how tasks refer to the endpoint (option .endpoint).
+	Name string
+	// URL is the webhook URL. Its last path segment is a secret key: it is
+	// never logged, and String hides it.
+	URL string
+	// Format is FormatKapacitor (the default when empty) or FormatIncidentWebhook.
+	Format string
+	// Timeout bounds one HTTP attempt; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// String describes the endpoint without its URL's path and query, so that
+// printing an Endpoint (or a Config) never shows the secret key.
+func (e Endpoint) String() string {
+	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s}", e.Name, RedactURL(e.URL), e.Format, e.Timeout)
+}
+
+// GoString is like String, for %#v.
+func (e Endpoint) GoString() string { return "squadcast.Endpoint" + e.String() }
+
+// Config configures a Sender. Zero values mean the defaults, except for
+// RetryMax, where a negative value disables retries.
+type Config struct {
+	// Endpoints are the named webhooks tasks may use.
+	Endpoints []Endpoint
+	// Workers is the number of concurrent deliveries (default DefaultWorkers).
+	Workers int
+	// QueueSize is the maximum number of events pending in memory across all
+	// incidents, in flight included (default DefaultQueueSize).
+	QueueSize int
+	// RetryMax is the number of retries after the first attempt: 0 means
+	// DefaultRetryMax, a negative value means no retries.
+	RetryMax int
+	// RetryWaitMin and RetryWaitMax bound the wait between two attempts
+	// (defaults DefaultRetryWaitMin and DefaultRetryWaitMax).
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+	// Logger receives delivery logs; nil means no logging.
+	Logger *zap.Logger
+	// UserAgent is the User-Agent header (default DefaultUserAgent).
+	UserAgent string
+}
+
+// withDefaults returns c with zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	c.Endpoints = append([]Endpoint(nil), c.Endpoints...)
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Format == "" {
+			c.Endpoints[i].Format = FormatKapacitor
+		}
+		if c.Endpoints[i].Timeout == 0 {
+			c.Endpoints[i].Timeout = DefaultTimeout
+		}
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	switch {
+	case c.RetryMax == 0:
+		c.RetryMax = DefaultRetryMax
+	case c.RetryMax < 0:
+		c.RetryMax = 0
+	}
+	if c.RetryWaitMin == 0 {
+		c.RetryWaitMin = DefaultRetryWaitMin
+	}
+	if c.RetryWaitMax == 0 {
+		c.RetryWaitMax = DefaultRetryWaitMax
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	return c
+}
+
+// Validate reports the first bad setting, naming its field. Zero values are
+// valid (they mean the defaults). Errors never contain a URL's path or query.
+func (c Config) Validate() error {
+	return c.withDefaults().validate()
+}
+
+func (c Config) validate() error {
+	seen := make(map[string]bool, len(c.Endpoints))
+	for i, e := range c.Endpoints {
+		if e.Name == "" {
+			return fmt.Errorf("endpoints[%d]: name is empty", i)
+		}
+		if seen[e.Name] {
+			return fmt.Errorf("endpoints[%d]: name %q is used twice", i, e.Name)
+		}
+		seen[e.Name] = true
+		if _, err := parseWebhookURL(e.URL); err != nil {
+			return fmt.Errorf("endpoint %q: url %w", e.Name, err)
+		}
+		if !validFormat(e.Format) {
+			return fmt.Errorf("endpoint %q: format %q is unknown (want %q or %q)", e.Name, e.Format, FormatKapacitor, FormatIncidentWebhook)
+		}
+		if e.Timeout < 0 {
+			return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
+		}
+	}
+	if c.Workers < 0 {
+		return fmt.Errorf("workers: %d is negative", c.Workers)
+	}
+	if c.QueueSize < 0 {
+		return fmt.Errorf("queue size: %d is negative", c.QueueSize)
+	}
+	if c.RetryWaitMin < 0 {
+		return fmt.Errorf("retry wait min: %s is negative", c.RetryWaitMin)
+	}
+	if c.RetryWaitMax < 0 {
+		return fmt.Errorf("retry wait max: %s is negative", c.RetryWaitMax)
+	}
+	if strings.ContainsFunc(c.UserAgent, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return fmt.Errorf("user agent %q has control characters", c.UserAgent)
+	}
+	if c.RetryWaitMin > c.RetryWaitMax {
+		return fmt.Errorf("retry wait min %s is greater than retry wait max %s", c.RetryWaitMin, c.RetryWaitMax)
+	}
+	return nil
+}
+
+func validFormat(f string) bool { return f == FormatKapacitor || f == FormatIncidentWebhook }
+
+// Errors of parseWebhookURL. None contains the URL.
+var (
+	errURLEmpty    = errors.New("is empty")
+	errURLSyntax   = errors.New("cannot be parsed (not shown: it holds the secret key)")
+	errURLNoHost   = errors.New("has no host")
+	errURLNoScheme = errors.New("has no scheme (want http:// or https://)")
+)
+
+// parseWebhookURL checks that raw is an absolute http(s) URL with a host.
+// Its errors never contain raw: url.Parse's do, so they are not wrapped.
+func parseWebhookURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errURLEmpty
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errURLSyntax
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "":
+		return nil, errURLNoScheme
+	default:
+		return nil, fmt.Errorf("has scheme %q (want http or https)", u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errURLNoHost
+	}
+	return u, nil
+}
