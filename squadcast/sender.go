@@ -18,8 +18,8 @@ import (
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
-// DefaultEndpoint is the endpoint a task uses when it names none.
-const DefaultEndpoint = "default"
+// DefaultEndpoint is the endpoint a task uses when it names none (udf.DefaultEndpoint).
+const DefaultEndpoint = udf.DefaultEndpoint
 
 // Errors Publish returns (wrapped) when it cannot take an event.
 var (

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/cmd/internal/stack"
 )
 
 func TestListenUnix(t *testing.T) {
@@ -109,10 +111,10 @@ func TestServeLifecycle(t *testing.T) {
 	sock := filepath.Join(dir, "sq.sock")
 	data := filepath.Join(dir, "data", "nested")
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs bytes.Buffer
+	var logs stack.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runServe(ctx, []string{"--socket", sock, "--data-dir", data, "--url", "http://127.0.0.1:1/v1/incidents/kapacitor/SECRETKEY"}, &syncWriter{w: &logs})
+		done <- runServe(ctx, []string{"--socket", sock, "--data-dir", data, "--url", "http://127.0.0.1:1/v1/incidents/kapacitor/SECRETKEY"}, &logs)
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 10*time.Millisecond)
 	fi, err := os.Stat(data)

@@ -91,7 +91,7 @@ type Daemon struct {
 	Socket string
 
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *SyncBuffer
 	done     chan struct{}
 	waitErr  error
 	stopOnce sync.Once
@@ -124,7 +124,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	}
 	args = append(args, cfg.Args...)
 
-	d := &Daemon{Socket: cfg.Socket, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &Daemon{Socket: cfg.Socket, out: &SyncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(cfg.Binary, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SQUADCAST_WEBHOOK_URL=") {
@@ -215,19 +215,19 @@ func (d *Daemon) Kill() {
 	<-d.done
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent use (a daemon's captured output).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
