@@ -1,6 +1,6 @@
 module github.com/kapacitor-squadcast/kapacitor-squadcast
 
-go 1.24
+go 1.26.0
 
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
@@ -18,6 +18,9 @@ require (
 	github.com/influxdata/influxql v1.1.1-0.20211004132434-7e7d61973256 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/zeebo/mwc v0.0.4 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
 )

@@ -96,6 +96,16 @@ type Publisher interface {
 	Publish(Event) error
 }
 
+// Flusher is implemented by durable Publishers. The connection calls Flush
+// before it waits for more input from Kapacitor: when Flush returns nil, every
+// event published so far is on disk. (One flush per read burst, not per
+// event, keeps the hot path fast; a crash can only lose what Kapacitor sent
+// and the daemon had not yet read.) Alert state is saved after the flush, so
+// a crash may repeat an event but never lose one.
+type Flusher interface {
+	Flush() error
+}
+
 // Sink resolves a task's destination options to a Publisher. It is called
 // from Init: an error it returns fails that task only, and is shown to the
 // operator in `kapacitor show`, so it must name the bad option and never
