@@ -47,6 +47,9 @@ func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 func (c *conn) serve() error {
 	for {
 		if c.r.Buffered() == 0 {
+			// About to wait for input: make this burst's events durable
+			// and send its responses.
+			c.h.Flush()
 			if err := c.w.Flush(); err != nil {
 				return fmt.Errorf("write: %w", err)
 			}

@@ -21,6 +21,8 @@ type HandlerConfig struct {
 	Hostname string
 	// MaxFrame is the largest request accepted, in bytes (DefaultMaxFrame if 0).
 	MaxFrame int
+	// State, when set, keeps each task node's alert state across restarts.
+	State *StateStore
 }
 
 // Handler handles the requests of one Kapacitor connection, i.e. one
@@ -39,6 +41,12 @@ type Handler struct {
 	// prev is the level of the last event sent per alert ID (previousLevel).
 	prev map[string]Level
 
+	// asOf is the newest point time seen (ns); dirty holds the groups changed
+	// since the last Flush; unflushed says events were published since then.
+	asOf      int64
+	dirty     map[string]struct{}
+	unflushed bool
+
 	buf bytes.Buffer
 }
 
@@ -53,6 +61,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		log:    log,
 		groups: make(map[string]*groupState),
 		prev:   make(map[string]Level),
+		dirty:  make(map[string]struct{}),
 	}
 }
 
@@ -84,18 +93,97 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		return fail(err)
 	}
 	h.opts, h.pub = opts, pub
-	h.log.Info("task connected")
+	if h.cfg.State != nil {
+		ns, found, err := h.cfg.State.load(h.taskID, h.nodeID)
+		if err != nil {
+			h.log.Error("cannot load the saved alert state: starting from OK", zap.Error(err))
+		} else if found {
+			h.setGroups(ns.groups)
+			h.asOf = ns.asOf
+		}
+	}
+	h.log.Info("task connected", zap.Int("groups_alerting", len(h.groups)))
 	return &agent.InitResponse{Success: true}, nil
 }
 
-// Snapshot returns an empty snapshot: the alert state is not yet persisted.
-func (h *Handler) Snapshot() (*agent.SnapshotResponse, error) {
-	return &agent.SnapshotResponse{}, nil
+// setGroups replaces the alert state with saved groups.
+func (h *Handler) setGroups(groups []savedGroup) {
+	clear(h.groups)
+	clear(h.prev)
+	for _, g := range groups {
+		st := g.state
+		h.groups[g.group] = &st
+		h.prev[st.id] = st.level
+	}
 }
 
-// Restore accepts any snapshot and starts from a clean state.
-func (h *Handler) Restore(*agent.RestoreRequest) (*agent.RestoreResponse, error) {
+// Snapshot returns the alert state for Kapacitor to keep (it asks every
+// [task] snapshot-interval and restores it when the task starts again).
+func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
+	defer recoverTo(&err)
+	return &agent.SnapshotResponse{Snapshot: encodeSnapshot(h.asOf, h.groups)}, nil
+}
+
+// Restore takes the state Kapacitor kept, unless the state saved in the data
+// dir is newer (it is written with every event; a snapshot may be a minute old).
+func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse, err error) {
+	defer recoverTo(&err)
+	asOf, groups, err := decodeSnapshot(r.GetSnapshot())
+	if err != nil {
+		// A failed Restore fails the task: start from the saved state instead.
+		h.log.Warn("ignoring Kapacitor's snapshot", zap.Error(err))
+		return &agent.RestoreResponse{Success: true}, nil
+	}
+	if asOf <= h.asOf {
+		h.log.Info("kept the saved alert state: Kapacitor's snapshot is older",
+			zap.Int64("snapshot_as_of", asOf), zap.Int64("saved_as_of", h.asOf))
+		return &agent.RestoreResponse{Success: true}, nil
+	}
+	for g := range h.groups {
+		h.dirty[g] = struct{}{}
+	}
+	h.setGroups(groups)
+	for g := range h.groups {
+		h.dirty[g] = struct{}{}
+	}
+	h.asOf = asOf
+	h.unflushed = true
+	h.log.Info("restored alert state from Kapacitor's snapshot", zap.Int("groups_alerting", len(h.groups)))
 	return &agent.RestoreResponse{Success: true}, nil
+}
+
+// Flush makes the events published so far durable (when the publisher is
+// durable), then saves the changed alert state: in that order, so that a
+// crash can repeat an event but never lose one. It is called before the
+// connection waits for more input; it costs nothing when nothing changed.
+// A failure is logged and retried at the next Flush.
+func (h *Handler) Flush() {
+	if !h.unflushed {
+		return
+	}
+	if f, ok := h.pub.(Flusher); ok {
+		if err := f.Flush(); err != nil {
+			h.log.Error("cannot make alert events durable; will retry", zap.Error(err))
+			return
+		}
+	}
+	if h.cfg.State != nil && len(h.dirty) > 0 {
+		put := make(map[string]*groupState, len(h.dirty))
+		var del []string
+		for g := range h.dirty {
+			if st, ok := h.groups[g]; ok {
+				put[g] = st
+			} else {
+				del = append(del, g)
+			}
+		}
+		if err := h.cfg.State.save(h.taskID, h.nodeID, h.asOf, put, del); err != nil {
+			h.log.Error("cannot save alert state; will retry", zap.Error(err))
+			return
+		}
+	}
+	clear(h.dirty)
+	h.unflushed = false
 }
 
 // Point evaluates the point's level for its group and, when the alert node
@@ -105,6 +193,9 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	defer recoverTo(&err)
 	if h.opts == nil {
 		return nil, errors.New("point received before a successful init")
+	}
+	if p.Time > h.asOf {
+		h.asOf = p.Time
 	}
 	level := determineLevel(&h.opts.Levels, p, h.evalError)
 	st := h.groups[p.Group]
@@ -123,12 +214,15 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		// Recovered: an absent group is an OK one.
 		delete(h.groups, p.Group)
 	}
+	h.dirty[p.Group] = struct{}{}
+	h.unflushed = true
 	ev, err := h.event(p, level, st.duration())
 	if err != nil {
 		// The alert node fails the point on a template error; log and go on.
 		h.log.Error("cannot render alert event", zap.String("group", p.Group), zap.Error(err))
 		return nil, nil
 	}
+	st.id = ev.ID
 	if err := h.pub.Publish(ev); err != nil {
 		h.log.Error("alert event lost: cannot enqueue it",
 			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
@@ -136,9 +230,11 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	return alertPoint(p, &ev), nil
 }
 
-// Close ends the handler when its connection ends.
+// Close ends the handler when its connection ends, flushing what the last
+// read burst published.
 func (h *Handler) Close() {
 	if h.opts != nil {
+		h.Flush()
 		h.log.Info("task disconnected", zap.Int("groups_alerting", len(h.groups)))
 	}
 }

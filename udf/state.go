@@ -15,6 +15,8 @@ type groupState struct {
 	firstTriggered int64
 	// lastTriggered is the time of the last event.
 	lastTriggered int64
+	// id is the alert ID of the last event.
+	id string
 }
 
 // update records the level of a point at time t (ns) and reports whether an

@@ -97,8 +97,15 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		_ = sender.Close(context.Background())
 		return err
 	}
+	state, err := udf.OpenDataDirState(c.dataDir)
+	if err != nil {
+		ln.Close()
+		_ = sender.Close(context.Background())
+		return err
+	}
+	defer state.Close()
 	hostname, _ := os.Hostname()
-	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname})
+	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))

@@ -1,0 +1,176 @@
+package udf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// StateStore keeps the alert state of every task node on disk (a bbolt file
+// in the data dir), so that a restarted daemon, or a task re-enabled after
+// it restarted, carries on where it was: no repeated trigger, no missed
+// recovery. Only alerting groups are stored (an absent group is OK), and a
+// node's state is written only when it changes, i.e. with its events.
+//
+// Layout: bucket "nodes" holds one bucket per node, named TaskID NUL NodeID;
+// in it, key "m" holds the node's meta (the newest point time it saved) and
+// keys "g"+group hold groups.
+type StateStore struct {
+	db *bolt.DB
+}
+
+var bucketNodes = []byte("nodes")
+
+const stateVersion = 1
+
+// OpenStateStore opens (creating if needed) the state file at path.
+func OpenStateStore(path string) (*StateStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open alert state %s: locked by another process (is another daemon using this data dir?)", path)
+		}
+		return nil, fmt.Errorf("open alert state %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketNodes)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open alert state %s: %w", path, err)
+	}
+	return &StateStore{db: db}, nil
+}
+
+// Close closes the file.
+func (s *StateStore) Close() error { return s.db.Close() }
+
+// savedGroup is one stored group.
+type savedGroup struct {
+	group string
+	state groupState
+}
+
+// nodeState is what is stored for one task node.
+type nodeState struct {
+	// asOf is the newest point time (ns) the state reflects.
+	asOf   int64
+	groups []savedGroup
+}
+
+func nodeKey(task, node string) []byte { return []byte(task + "\x00" + node) }
+
+// load returns the stored state of a node; found is false when there is none.
+func (s *StateStore) load(task, node string) (ns nodeState, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNodes).Bucket(nodeKey(task, node))
+		if b == nil {
+			return nil
+		}
+		found = true
+		return b.ForEach(func(k, v []byte) error {
+			switch {
+			case len(k) == 1 && k[0] == 'm':
+				if len(v) != 8 {
+					return fmt.Errorf("meta record of %d bytes, want 8", len(v))
+				}
+				ns.asOf = int64(binary.BigEndian.Uint64(v))
+			case len(k) >= 1 && k[0] == 'g':
+				st, err := decodeGroup(v)
+				if err != nil {
+					return fmt.Errorf("group %q: %w", k[1:], err)
+				}
+				ns.groups = append(ns.groups, savedGroup{group: string(k[1:]), state: st})
+			default:
+				return fmt.Errorf("unknown key %q", k)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nodeState{}, false, fmt.Errorf("load alert state of task %s node %s: %w", task, node, err)
+	}
+	return ns, found, nil
+}
+
+// save writes the changed groups of a node: groups present in put are
+// stored, names in del are removed (they are OK again).
+func (s *StateStore) save(task, node string, asOf int64, put map[string]*groupState, del []string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketNodes).CreateBucketIfNotExists(nodeKey(task, node))
+		if err != nil {
+			return err
+		}
+		var m [8]byte
+		binary.BigEndian.PutUint64(m[:], uint64(asOf))
+		if err := b.Put([]byte{'m'}, m[:]); err != nil {
+			return err
+		}
+		key := make([]byte, 0, 64)
+		for g, st := range put {
+			key = append(append(key[:0], 'g'), g...)
+			if err := b.Put(key, encodeGroup(st)); err != nil {
+				return err
+			}
+		}
+		for _, g := range del {
+			key = append(append(key[:0], 'g'), g...)
+			if err := b.Delete(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save alert state of task %s node %s: %w", task, node, err)
+	}
+	return nil
+}
+
+// encodeGroup: version, level, first and last trigger times (varints), ID.
+func encodeGroup(st *groupState) []byte {
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(st.id))
+	b = append(b, stateVersion, byte(st.level))
+	b = binary.AppendVarint(b, st.firstTriggered)
+	b = binary.AppendVarint(b, st.lastTriggered)
+	return append(b, st.id...)
+}
+
+func decodeGroup(b []byte) (groupState, error) {
+	if len(b) < 2 {
+		return groupState{}, fmt.Errorf("record of %d bytes is too short", len(b))
+	}
+	if b[0] != stateVersion {
+		return groupState{}, fmt.Errorf("record version %d, want %d", b[0], stateVersion)
+	}
+	st := groupState{level: Level(b[1])}
+	if st.level <= OK || st.level > Critical {
+		return groupState{}, fmt.Errorf("bad level %d", b[1])
+	}
+	b = b[2:]
+	var n int
+	if st.firstTriggered, n = binary.Varint(b); n <= 0 {
+		return groupState{}, errors.New("bad first-trigger time")
+	}
+	b = b[n:]
+	if st.lastTriggered, n = binary.Varint(b); n <= 0 {
+		return groupState{}, errors.New("bad last-trigger time")
+	}
+	st.id = string(b[n:])
+	return st, nil
+}
+
+// statePath is the state file's name in a data dir.
+const stateFile = "state.db"
+
+// OpenDataDirState opens the state store in a data dir.
+func OpenDataDirState(dataDir string) (*StateStore, error) {
+	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("data dir %s is not a directory", dataDir)
+	}
+	return OpenStateStore(dataDir + string(os.PathSeparator) + stateFile)
+}

@@ -1,0 +1,212 @@
+package udf
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+// flushRecorder is a recorder whose Flush can fail and counts calls.
+type flushRecorder struct {
+	recorder
+	flushes  int
+	flushErr error
+}
+
+func (f *flushRecorder) Open(Destination) (Publisher, error) { return f, nil }
+func (f *flushRecorder) Flush() error                        { f.flushes++; return f.flushErr }
+
+func openStore(t *testing.T, dir string) *StateStore {
+	t.Helper()
+	s, err := OpenDataDirState(dir)
+	require.NoError(t, err)
+	return s
+}
+
+func handlerWithStore(t *testing.T, sink Sink, store *StateStore) *Handler {
+	t.Helper()
+	h := NewHandler(HandlerConfig{Sink: sink, State: store})
+	res, err := h.Init(&agent.InitRequest{TaskID: "cpu", NodeID: "squadcast2", Options: []*agent.Option{str("crit", `"v" < 10`), str("warn", `"v" < 20`)}})
+	require.NoError(t, err)
+	require.True(t, res.Success, res.Error)
+	return h
+}
+
+func feed(t *testing.T, h *Handler, group string, ts int64, v float64) {
+	t.Helper()
+	_, err := h.Point(point(group, ts, map[string]float64{"v": v}, nil))
+	require.NoError(t, err)
+}
+
+// TestStateSurvivesRestart: a restarted daemon neither repeats a trigger nor
+// misses a recovery, and duration and previousLevel carry on.
+func TestStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	rec := &flushRecorder{}
+	h := handlerWithStore(t, rec, store)
+	feed(t, h, "host=a", 10, 15) // WARNING
+	feed(t, h, "host=b", 11, 5)  // CRITICAL
+	feed(t, h, "host=c", 12, 5)  // CRITICAL
+	feed(t, h, "host=c", 13, 50) // OK
+	h.Flush()
+	assert.Equal(t, 1, rec.flushes, "the publisher is flushed before the state is saved")
+	require.Len(t, rec.Events(), 4)
+	h.Close()
+	require.NoError(t, store.Close())
+
+	// The daemon restarts: a new store on the same data dir, a new connection.
+	store = openStore(t, dir)
+	defer store.Close()
+	rec2 := &flushRecorder{}
+	h = handlerWithStore(t, rec2, store)
+	assert.Len(t, h.groups, 2)
+	feed(t, h, "host=a", 20, 15) // still WARNING: no repeated trigger
+	feed(t, h, "host=b", 21, 5)  // still CRITICAL
+	feed(t, h, "host=c", 22, 50) // still OK
+	assert.Empty(t, rec2.Events())
+	feed(t, h, "host=a", 30, 50) // recovery
+	feed(t, h, "host=b", 31, 15) // CRITICAL -> WARNING
+	ev := rec2.Events()
+	require.Len(t, ev, 2)
+	assert.Equal(t, OK, ev[0].Level)
+	assert.Equal(t, Warning, ev[0].PreviousLevel)
+	assert.EqualValues(t, 20, ev[0].Duration, "duration runs from the first trigger before the restart")
+	assert.Equal(t, Warning, ev[1].Level)
+	assert.Equal(t, Critical, ev[1].PreviousLevel)
+	assert.EqualValues(t, 20, ev[1].Duration)
+}
+
+// TestStateNotSavedBeforeEventsAreDurable: when the publisher cannot make its
+// events durable, the state is not saved (a restart then repeats the events
+// rather than losing them), and both are retried at the next Flush.
+func TestStateNotSavedBeforeEventsAreDurable(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	defer store.Close()
+	rec := &flushRecorder{flushErr: errors.New("disk full")}
+	h := handlerWithStore(t, rec, store)
+	feed(t, h, "host=a", 10, 5)
+	h.Flush()
+	_, found, err := store.load("cpu", "squadcast2")
+	require.NoError(t, err)
+	assert.False(t, found, "state saved although the events were not durable")
+
+	rec.flushErr = nil
+	h.Flush()
+	ns, found, err := store.load("cpu", "squadcast2")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Len(t, ns.groups, 1)
+	assert.Equal(t, Critical, ns.groups[0].state.level)
+	assert.EqualValues(t, 10, ns.asOf)
+	assert.Equal(t, 2, rec.flushes)
+
+	h.Flush()
+	assert.Equal(t, 2, rec.flushes, "nothing changed: Flush costs nothing")
+}
+
+func TestSnapshotRestoreNewerWins(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+
+	// A task that alerted on host=a and host=b; Kapacitor snapshots it.
+	h := handlerWithStore(t, &flushRecorder{}, store)
+	feed(t, h, "host=a", 10, 5)
+	feed(t, h, "host=b", 11, 15)
+	snap, err := h.Snapshot()
+	require.NoError(t, err)
+	h.Flush()
+
+	// Later host=a recovers and that is saved; the snapshot is now older.
+	feed(t, h, "host=a", 20, 50)
+	h.Flush()
+
+	h2 := handlerWithStore(t, &flushRecorder{}, store)
+	res, err := h2.Restore(&agent.RestoreRequest{Snapshot: snap.Snapshot})
+	require.NoError(t, err)
+	require.True(t, res.Success)
+	assert.Len(t, h2.groups, 1, "the saved state is newer than the snapshot and wins")
+	assert.Contains(t, h2.groups, "host=b")
+
+	// With no saved state (a new data dir), the snapshot is used and saved.
+	store2 := openStore(t, t.TempDir())
+	defer store2.Close()
+	rec := &flushRecorder{}
+	h3 := handlerWithStore(t, rec, store2)
+	res, err = h3.Restore(&agent.RestoreRequest{Snapshot: snap.Snapshot})
+	require.NoError(t, err)
+	require.True(t, res.Success)
+	require.Len(t, h3.groups, 2)
+	assert.Equal(t, Critical, h3.groups["host=a"].level)
+	assert.Equal(t, Critical, h3.prev["cpu:host=a"], "previousLevel is restored too")
+	h3.Flush()
+	ns, found, err := store2.load("cpu", "squadcast2")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Len(t, ns.groups, 2)
+	feed(t, h3, "host=a", 30, 5)
+	assert.Empty(t, rec.Events(), "no repeated trigger after a restore")
+
+	// A bad snapshot is ignored, never fails the task.
+	res, err = h3.Restore(&agent.RestoreRequest{Snapshot: []byte(`{"version":9}`)})
+	require.NoError(t, err)
+	assert.True(t, res.Success)
+	assert.Len(t, h3.groups, 2)
+}
+
+func TestStateStoreErrors(t *testing.T) {
+	t.Run("corrupt file", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateFile), []byte("this is not a bbolt file, not at all, really not"), 0o600))
+		_, err := OpenDataDirState(dir)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "open alert state")
+		assert.Contains(t, err.Error(), stateFile)
+	})
+	t.Run("missing data dir", func(t *testing.T) {
+		_, err := OpenDataDirState(filepath.Join(t.TempDir(), "nope"))
+		assert.ErrorContains(t, err, "is not a directory")
+	})
+	t.Run("locked by another daemon", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStore(t, dir)
+		defer s.Close()
+		_, err := OpenDataDirState(dir)
+		assert.ErrorContains(t, err, "locked by another process")
+	})
+	t.Run("corrupt record", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStore(t, dir)
+		defer s.Close()
+		require.NoError(t, s.save("cpu", "squadcast2", 1, map[string]*groupState{"host=a": {level: Critical, id: "x"}}, nil))
+		require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketNodes).Bucket(nodeKey("cpu", "squadcast2")).Put([]byte("ghost=b"), []byte{1, 9})
+		}))
+		_, _, err := s.load("cpu", "squadcast2")
+		assert.ErrorContains(t, err, `group "host=b": bad level 9`)
+		// The task still starts, from OK, with the error logged.
+		h := handlerWithStore(t, &flushRecorder{}, s)
+		assert.Empty(t, h.groups)
+	})
+	t.Run("records round trip", func(t *testing.T) {
+		for _, st := range []groupState{
+			{level: Info, firstTriggered: -5, lastTriggered: 1 << 62, id: ""},
+			{level: Critical, firstTriggered: 0, lastTriggered: 0, id: "cpu:host=é"},
+		} {
+			got, err := decodeGroup(encodeGroup(&st))
+			require.NoError(t, err)
+			assert.Equal(t, st, got)
+		}
+		for _, b := range [][]byte{nil, {1}, {2, 3}, {1, 0}, {1, 3, 0x80}} {
+			_, err := decodeGroup(b)
+			assert.Error(t, err, "%v", b)
+		}
+	})
+}
