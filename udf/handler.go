@@ -47,6 +47,9 @@ type Handler struct {
 	dirty     map[string]struct{}
 	unflushed bool
 
+	// onInit, when set, hears of a successful Init.
+	onInit func(taskID string)
+
 	buf bytes.Buffer
 }
 
@@ -101,6 +104,9 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 			h.setGroups(ns.groups)
 			h.asOf = ns.asOf
 		}
+	}
+	if h.onInit != nil {
+		h.onInit(h.taskID)
 	}
 	h.log.Info("task connected", zap.Int("groups_alerting", len(h.groups)))
 	return &agent.InitResponse{Success: true}, nil

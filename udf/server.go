@@ -19,6 +19,7 @@ type Server struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
+	tasks  map[string]int // initialized connections per Kapacitor task ID
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -28,7 +29,7 @@ func NewServer(cfg HandlerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Server{cfg: cfg, conns: make(map[net.Conn]struct{})}
+	return &Server{cfg: cfg, conns: make(map[net.Conn]struct{}), tasks: make(map[string]int)}
 }
 
 // Serve accepts connections on ln until Close is called; it then returns nil.
@@ -75,6 +76,28 @@ func (s *Server) Connections() int {
 	return len(s.conns)
 }
 
+// ConnectedTasks returns the IDs of the Kapacitor tasks that have a node
+// connected and initialized now.
+func (s *Server) ConnectedTasks() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.tasks))
+	for t := range s.tasks {
+		out[t] = true
+	}
+	return out
+}
+
+func (s *Server) taskUp(task string, up bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if up {
+		s.tasks[task]++
+	} else if s.tasks[task]--; s.tasks[task] <= 0 {
+		delete(s.tasks, task)
+	}
+}
+
 // Close stops accepting, closes every connection (Kapacitor then stops their
 // tasks) and waits for their handlers to end.
 func (s *Server) Close() error {
@@ -97,6 +120,12 @@ func (s *Server) Close() error {
 
 func (s *Server) serveConn(nc net.Conn) {
 	h := NewHandler(s.cfg)
+	h.onInit = func(task string) { s.taskUp(task, true) }
+	defer func() {
+		if h.opts != nil {
+			s.taskUp(h.taskID, false)
+		}
+	}()
 	defer h.Close()
 	if err := newConn(nc, h, s.cfg.MaxFrame).serve(); err != nil && !s.isClosed() {
 		h.log.Warn("connection ended with an error", zap.Error(err))

@@ -77,7 +77,7 @@ func startServer(t *testing.T, sink Sink) (string, *Server) {
 
 func TestServerProtocol(t *testing.T) {
 	rec := &recorder{}
-	path, _ := startServer(t, rec)
+	path, srv := startServer(t, rec)
 
 	// Kapacitor's start-up connection: Info only.
 	info := dial(t, path)
@@ -95,6 +95,7 @@ func TestServerProtocol(t *testing.T) {
 	k := dial(t, path)
 	require.True(t, k.init(str("crit", `"v" > 90`)).Success)
 	assert.Equal(t, int64(42), k.keepalive(42).Time)
+	assert.Equal(t, map[string]bool{"task": true}, srv.ConnectedTasks())
 	k.point("a", 1, 10) // OK: nothing comes back
 	k.point("a", 2, 95) // CRITICAL
 	res := k.recv().GetPoint()
@@ -216,6 +217,7 @@ func TestServerCloseEndsConnections(t *testing.T) {
 	require.NoError(t, srv.Close())
 	require.NoError(t, <-done)
 	assert.Equal(t, 0, srv.Connections())
+	assert.Empty(t, srv.ConnectedTasks())
 	_ = k.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err = k.r.ReadByte()
 	assert.Error(t, err, "the client sees its connection closed")

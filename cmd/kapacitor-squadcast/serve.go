@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -27,6 +29,8 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	kapacitorURL    string
+	udfName         string
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
@@ -39,6 +43,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&c.workers, "workers", 8, "delivery workers: incidents delivered in parallel")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
+	fs.StringVar(&c.kapacitorURL, "kapacitor-url", "", "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
+	fs.StringVar(&c.udfName, "udf-name", "squadcast", "the UDF's `name` in kapacitor.conf ([udf.functions.NAME]): which tasks --kapacitor-url restarts")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n\nFlags:\n")
@@ -76,6 +82,13 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
 	}
+	var kapURL *url.URL
+	if c.kapacitorURL != "" {
+		var err error
+		if kapURL, err = parseKapacitorURL(c.kapacitorURL); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -109,6 +122,19 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))
+	if kapURL != nil {
+		r := &reenabler{
+			base: kapURL, udf: c.udfName, client: &http.Client{Timeout: 30 * time.Second},
+			log: log.Named("kapacitor"), connected: srv.ConnectedTasks, retryFor: 5 * time.Minute, wait: sleepCtx,
+		}
+		go func() {
+			restarted, err := r.run(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Error("restarting Kapacitor tasks failed", zap.Error(err))
+			}
+			log.Info("checked Kapacitor's tasks", zap.Strings("restarted", restarted))
+		}()
+	}
 
 	select {
 	case <-ctx.Done():

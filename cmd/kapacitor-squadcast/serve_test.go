@@ -73,7 +73,7 @@ func TestRunUsage(t *testing.T) {
 
 	errb.Reset()
 	assert.Equal(t, 0, run([]string{"serve", "--help"}, &out, &errb))
-	for _, flag := range []string{"-socket", "-data-dir", "-url", "-format", "-workers", "-log-level", "-log-format", "-shutdown-timeout"} {
+	for _, flag := range []string{"-socket", "-data-dir", "-url", "-format", "-workers", "-log-level", "-log-format", "-shutdown-timeout", "-kapacitor-url", "-udf-name"} {
 		assert.Contains(t, errb.String(), flag)
 	}
 }
