@@ -37,6 +37,7 @@ type Handler struct {
 	opts           *TaskOptions
 	pub            Publisher
 
+	rules  rules
 	groups map[string]*groupState
 	// prev is the level of the last event sent per alert ID (previousLevel).
 	prev map[string]Level
@@ -96,6 +97,7 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		return fail(err)
 	}
 	h.opts, h.pub = opts, pub
+	h.rules = rulesOf(opts)
 	if h.cfg.State != nil {
 		ns, found, err := h.cfg.State.load(h.taskID, h.nodeID)
 		if err != nil {
@@ -118,6 +120,7 @@ func (h *Handler) setGroups(groups []savedGroup) {
 	clear(h.prev)
 	for _, g := range groups {
 		st := g.state
+		h.rules.restored(&st)
 		h.groups[g.group] = &st
 		h.prev[st.id] = st.level
 	}
@@ -164,10 +167,10 @@ func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse,
 // connection waits for more input; it costs nothing when nothing changed.
 // A failure is logged and retried at the next Flush.
 func (h *Handler) Flush() {
-	if !h.unflushed {
+	if !h.unflushed && len(h.dirty) == 0 {
 		return
 	}
-	if f, ok := h.pub.(Flusher); ok {
+	if f, ok := h.pub.(Flusher); ok && h.unflushed {
 		if err := f.Flush(); err != nil {
 			h.log.Error("cannot make alert events durable; will retry", zap.Error(err))
 			return
@@ -203,24 +206,35 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	if p.Time > h.asOf {
 		h.asOf = p.Time
 	}
-	level := determineLevel(&h.opts.Levels, p, h.evalError)
 	st := h.groups[p.Group]
+	current := OK
+	if st != nil {
+		current = st.level
+	}
+	level, ok := h.level(p, current)
+	if !ok {
+		return nil, nil
+	}
 	if st == nil {
 		if level == OK {
 			// A group that has only been OK sends nothing: keep no state for it.
 			return nil, nil
 		}
-		st = &groupState{}
+		st = h.rules.newGroup()
 		h.groups[p.Group] = st
 	}
-	if !st.update(level, p.Time) {
-		return nil, nil
+	lastTriggered := st.lastTriggered
+	send := h.rules.update(st, level, p.Time)
+	if level != current || st.lastTriggered != lastTriggered {
+		h.dirty[p.Group] = struct{}{}
 	}
-	if level == OK {
+	if level == OK && st.flap == nil {
 		// Recovered: an absent group is an OK one.
 		delete(h.groups, p.Group)
 	}
-	h.dirty[p.Group] = struct{}{}
+	if !send {
+		return nil, nil
+	}
 	h.unflushed = true
 	ev, err := h.event(p, level, st.duration())
 	if err != nil {
@@ -234,6 +248,30 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
 	}
 	return alertPoint(p, &ev), nil
+}
+
+// level returns the point's level: from its level field or tag when the task
+// takes levels from points, else from the level expressions. ok is false for
+// a point whose level field or tag is missing or not a level: it is skipped.
+func (h *Handler) level(p *agent.Point, current Level) (Level, bool) {
+	o := h.opts
+	var raw string
+	var found bool
+	switch {
+	case o.LevelField != "":
+		raw, found = p.FieldsString[o.LevelField]
+	case o.LevelTag != "":
+		raw, found = p.Tags[o.LevelTag]
+	default:
+		return determineLevel(&o.Levels, &o.Resets, current, p, h.evalError), true
+	}
+	l, err := ParseLevel(raw)
+	if !found || err != nil {
+		h.log.Warn("point skipped: no valid level in it",
+			zap.String("group", p.Group), zap.String("level_field", o.LevelField), zap.String("level_tag", o.LevelTag), zap.String("value", raw))
+		return OK, false
+	}
+	return l, true
 }
 
 // Close ends the handler when its connection ends, flushing what the last
@@ -297,7 +335,7 @@ func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, er
 		Duration:      d,
 		Level:         level,
 		PreviousLevel: prev,
-		Recoverable:   true,
+		Recoverable:   !h.opts.NoRecoveries,
 		Name:          p.Name,
 		Group:         group,
 		Tags:          p.Tags,

@@ -2,7 +2,9 @@ package udf
 
 import (
 	"fmt"
+	"strings"
 	"text/template"
+	"time"
 	"unicode/utf8"
 
 	"github.com/influxdata/kapacitor/udf/agent"
@@ -10,46 +12,99 @@ import (
 
 // Option names, exactly as they are written in a TICKscript (without the dot).
 const (
-	optCrit     = "crit"
-	optWarn     = "warn"
-	optInfo     = "info"
-	optID       = "id"
-	optMessage  = "message"
-	optDetails  = "details"
-	optEndpoint = "endpoint"
-	optURL      = "url"
-	optFormat   = "format"
+	optCrit         = "crit"
+	optWarn         = "warn"
+	optInfo         = "info"
+	optCritReset    = "critReset"
+	optWarnReset    = "warnReset"
+	optInfoReset    = "infoReset"
+	optID           = "id"
+	optMessage      = "message"
+	optDetails      = "details"
+	optEndpoint     = "endpoint"
+	optURL          = "url"
+	optFormat       = "format"
+	optFlapping     = "flapping"
+	optHistory      = "history"
+	optNoRecoveries = "noRecoveries"
+	optRenotify     = "renotify"
+	optAllEvents    = "allEvents"
+	optLevelField   = "levelField"
+	optLevelTag     = "levelTag"
 )
 
 // DefaultEndpoint is the endpoint events go to when a task names none.
 const DefaultEndpoint = "default"
 
+// DefaultHistory is the alert node's default flapping history.
+const DefaultHistory = 21
+
+var (
+	tString   = []agent.ValueType{agent.ValueType_STRING}
+	tDoubles2 = []agent.ValueType{agent.ValueType_DOUBLE, agent.ValueType_DOUBLE}
+	tInt      = []agent.ValueType{agent.ValueType_INT}
+	tDuration = []agent.ValueType{agent.ValueType_DURATION}
+	tNone     = []agent.ValueType{}
+)
+
 // optionInfo lists the options @squadcast() accepts and their argument types.
 // Kapacitor checks TICKscripts against it when a task is defined.
 var optionInfo = map[string]*agent.OptionInfo{
-	optCrit:     {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optWarn:     {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optInfo:     {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optID:       {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optMessage:  {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optDetails:  {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optEndpoint: {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optURL:      {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
-	optFormat:   {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
+	optCrit:         {ValueTypes: tString},
+	optWarn:         {ValueTypes: tString},
+	optInfo:         {ValueTypes: tString},
+	optCritReset:    {ValueTypes: tString},
+	optWarnReset:    {ValueTypes: tString},
+	optInfoReset:    {ValueTypes: tString},
+	optID:           {ValueTypes: tString},
+	optMessage:      {ValueTypes: tString},
+	optDetails:      {ValueTypes: tString},
+	optEndpoint:     {ValueTypes: tString},
+	optURL:          {ValueTypes: tString},
+	optFormat:       {ValueTypes: tString},
+	optFlapping:     {ValueTypes: tDoubles2},
+	optHistory:      {ValueTypes: tInt},
+	optNoRecoveries: {ValueTypes: tNone},
+	optRenotify:     {ValueTypes: tDuration},
+	optAllEvents:    {ValueTypes: tNone},
+	optLevelField:   {ValueTypes: tString},
+	optLevelTag:     {ValueTypes: tString},
 }
 
-// levelOptions maps each level to the option that sets its expression.
+// levelOptions maps each level to the options that set its expression and
+// its reset expression.
 var levelOptions = [...]struct {
-	level Level
-	name  string
-}{{Critical, optCrit}, {Warning, optWarn}, {Info, optInfo}}
+	level       Level
+	name, reset string
+}{{Critical, optCrit, optCritReset}, {Warning, optWarn, optWarnReset}, {Info, optInfo, optInfoReset}}
 
 // TaskOptions are the parsed options of one @squadcast() node.
 type TaskOptions struct {
 	// Levels holds the expression of each level; nil where the level is unused.
 	Levels [Critical + 1]*Expr
+	// Resets holds the reset expression of each level (critReset etc.):
+	// once at a level, the level holds until its reset expression is true.
+	Resets [Critical + 1]*Expr
+	// LevelField or LevelTag, when set, name where each point carries its
+	// level, instead of expressions.
+	LevelField, LevelTag string
+
 	// ID, Message and Details are the alert node's id, message and details templates.
 	ID, Message, Details *template.Template
+
+	// AllEvents sends every non-OK point, not only changes of level.
+	AllEvents bool
+	// Renotify re-sends an unchanged level once this long has passed since
+	// the last event (the alert node's stateChangesOnly(d)); 0 never.
+	Renotify time.Duration
+	// NoRecoveries drops OK events and marks events not recoverable.
+	NoRecoveries bool
+	// Flapping enables flapping detection with the thresholds FlapLow and
+	// FlapHigh over History levels.
+	Flapping          bool
+	FlapLow, FlapHigh float64
+	History           int
+
 	// Destination says where events go.
 	Destination Destination
 }
@@ -57,45 +112,77 @@ type TaskOptions struct {
 // ParseOptions validates the options of an Init request. Every error is an
 // *OptionError naming the option and, where it is not a secret, the value.
 func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
-	seen := make(map[string]bool, len(opts))
-	strs := make(map[string]string, len(opts))
+	vals := make(map[string][]*agent.OptionValue, len(opts))
 	for _, o := range opts {
 		name := o.GetName()
 		info, ok := optionInfo[name]
 		if !ok {
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
-		if seen[name] {
+		if _, dup := vals[name]; dup {
 			return nil, &OptionError{Option: name, Reason: "given more than once; give it once"}
 		}
-		seen[name] = true
-		vals := o.GetValues()
-		if len(vals) != len(info.ValueTypes) {
-			return nil, &OptionError{Option: name, Reason: fmt.Sprintf("takes %d argument(s), got %d", len(info.ValueTypes), len(vals))}
+		v := o.GetValues()
+		if len(v) != len(info.ValueTypes) {
+			return nil, &OptionError{Option: name, Reason: fmt.Sprintf("takes %d argument(s), got %d", len(info.ValueTypes), len(v))}
 		}
-		v := vals[0]
-		if v.GetType() != agent.ValueType_STRING {
-			return nil, &OptionError{Option: name, Reason: fmt.Sprintf("takes a string, got %s", v.GetType())}
+		for i, want := range info.ValueTypes {
+			if got := v[i].GetType(); got != want {
+				return nil, &OptionError{Option: name, Reason: fmt.Sprintf("argument %d must be %s, got %s", i+1, typeName(want), typeName(got))}
+			}
 		}
-		strs[name] = v.GetStringValue()
+		vals[name] = v
 	}
+	str := func(name string) (string, bool) {
+		v, ok := vals[name]
+		if !ok {
+			return "", false
+		}
+		return v[0].GetStringValue(), true
+	}
+	has := func(name string) bool { _, ok := vals[name]; return ok }
 
-	to := &TaskOptions{}
+	to := &TaskOptions{History: DefaultHistory}
 	nlevels := 0
 	for _, lo := range levelOptions {
-		src, ok := strs[lo.name]
-		if !ok {
-			continue
+		for _, o := range []struct {
+			name string
+			dst  **Expr
+		}{{lo.name, &to.Levels[lo.level]}, {lo.reset, &to.Resets[lo.level]}} {
+			src, ok := str(o.name)
+			if !ok {
+				continue
+			}
+			e, err := CompileExpr(src)
+			if err != nil {
+				return nil, &OptionError{Option: o.name, Value: quote(src), Reason: err.Error()}
+			}
+			*o.dst = e
 		}
-		e, err := CompileExpr(src)
-		if err != nil {
-			return nil, &OptionError{Option: lo.name, Value: quote(src), Reason: err.Error()}
+		if to.Levels[lo.level] != nil {
+			nlevels++
+		} else if to.Resets[lo.level] != nil {
+			return nil, &OptionError{Option: lo.reset, Reason: fmt.Sprintf("needs .%s(): a level must be set before it can be reset", lo.name)}
 		}
-		to.Levels[lo.level] = e
-		nlevels++
 	}
-	if nlevels == 0 {
-		return nil, &OptionError{Option: optCrit, Reason: "no level expression: give at least one of .crit(), .warn() or .info(), e.g. .crit('\"usage_idle\" < 10')"}
+
+	to.LevelField, _ = str(optLevelField)
+	to.LevelTag, _ = str(optLevelTag)
+	switch {
+	case has(optLevelField) && has(optLevelTag):
+		return nil, &OptionError{Option: optLevelTag, Reason: "give .levelField() or .levelTag(), not both"}
+	case (has(optLevelField) || has(optLevelTag)) && nlevels > 0:
+		name := optLevelField
+		if has(optLevelTag) {
+			name = optLevelTag
+		}
+		return nil, &OptionError{Option: name, Reason: "takes the level from the point: it cannot be combined with .crit(), .warn() or .info()"}
+	case has(optLevelField) && to.LevelField == "":
+		return nil, &OptionError{Option: optLevelField, Value: "''", Reason: "empty field name"}
+	case has(optLevelTag) && to.LevelTag == "":
+		return nil, &OptionError{Option: optLevelTag, Value: "''", Reason: "empty tag name"}
+	case nlevels == 0 && !has(optLevelField) && !has(optLevelTag):
+		return nil, &OptionError{Option: optCrit, Reason: "no level: give at least one of .crit(), .warn() or .info(), e.g. .crit('\"usage_idle\" < 10'), or take it from the point with .levelField() or .levelTag()"}
 	}
 
 	sample := sampleDetails()
@@ -107,7 +194,7 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 		{optMessage, DefaultMessageTemplate, &to.Message},
 		{optDetails, DefaultDetailsTemplate, &to.Details},
 	} {
-		text, ok := strs[t.name]
+		text, ok := str(t.name)
 		if !ok {
 			text = t.def
 		}
@@ -118,21 +205,70 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 		*t.dst = tmpl
 	}
 
-	to.Destination = Destination{
-		Endpoint: strs[optEndpoint],
-		URL:      strs[optURL],
-		Format:   strs[optFormat],
+	to.AllEvents = has(optAllEvents)
+	to.NoRecoveries = has(optNoRecoveries)
+	if v, ok := vals[optRenotify]; ok {
+		to.Renotify = time.Duration(v[0].GetDurationValue())
+		if to.Renotify <= 0 {
+			return nil, &OptionError{Option: optRenotify, Value: to.Renotify.String(), Reason: "must be a positive duration"}
+		}
+		if to.AllEvents {
+			return nil, &OptionError{Option: optRenotify, Reason: "has no effect with .allEvents(), which sends every non-OK point: give one of them"}
+		}
 	}
-	if seen[optEndpoint] && to.Destination.Endpoint == "" {
+	if v, ok := vals[optFlapping]; ok {
+		to.Flapping = true
+		to.FlapLow, to.FlapHigh = v[0].GetDoubleValue(), v[1].GetDoubleValue()
+		value := fmt.Sprintf("%g, %g", to.FlapLow, to.FlapHigh)
+		if to.FlapLow < 0 || to.FlapHigh > 1 {
+			return nil, &OptionError{Option: optFlapping, Value: value, Reason: "thresholds are fractions of changes: both must be between 0 and 1"}
+		}
+		if to.FlapLow > to.FlapHigh {
+			return nil, &OptionError{Option: optFlapping, Value: value, Reason: "the low threshold must not exceed the high one"}
+		}
+	}
+	if v, ok := vals[optHistory]; ok {
+		n := v[0].GetIntValue()
+		if n < 2 || n > 10000 {
+			return nil, &OptionError{Option: optHistory, Value: fmt.Sprint(n), Reason: "must be between 2 and 10000"}
+		}
+		if !to.Flapping {
+			return nil, &OptionError{Option: optHistory, Reason: "is the history of .flapping(), which is not set"}
+		}
+		to.History = int(n)
+	}
+
+	endpoint, hasEndpoint := str(optEndpoint)
+	url, hasURL := str(optURL)
+	format, _ := str(optFormat)
+	to.Destination = Destination{Endpoint: endpoint, URL: url, Format: format}
+	if hasEndpoint && endpoint == "" {
 		return nil, &OptionError{Option: optEndpoint, Value: "''", Reason: "empty endpoint name"}
 	}
-	if seen[optEndpoint] && seen[optURL] {
+	if hasEndpoint && hasURL {
 		return nil, &OptionError{Option: optURL, Reason: "give .endpoint() or .url(), not both"}
 	}
-	if to.Destination.Endpoint == "" && to.Destination.URL == "" {
+	if endpoint == "" && url == "" {
 		to.Destination.Endpoint = DefaultEndpoint
 	}
 	return to, nil
+}
+
+// typeName names a value type as TICKscript writes it.
+func typeName(t agent.ValueType) string {
+	switch t {
+	case agent.ValueType_STRING:
+		return "a string"
+	case agent.ValueType_DOUBLE:
+		return "a float"
+	case agent.ValueType_INT:
+		return "an integer"
+	case agent.ValueType_DURATION:
+		return "a duration"
+	case agent.ValueType_BOOL:
+		return "a boolean"
+	}
+	return strings.ToLower(t.String())
 }
 
 // quote renders a value the way it is written in a TICKscript, cut short

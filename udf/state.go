@@ -6,9 +6,9 @@ import (
 	"github.com/influxdata/kapacitor/udf/agent"
 )
 
-// groupState is the alert state of one group: the part of the alert node's
-// alertState (kapacitor alert.go) that state-changes-only alerting needs.
-// It is small on purpose: a task may hold a million groups.
+// groupState is the alert state of one group: the alert node's alertState
+// (kapacitor alert.go). It is small on purpose: a task may hold a million
+// groups, and an OK group without flapping history is not kept at all.
 type groupState struct {
 	level Level
 	// firstTriggered is the time of the first event since the group was last OK.
@@ -17,16 +17,117 @@ type groupState struct {
 	lastTriggered int64
 	// id is the alert ID of the last event.
 	id string
+	// flap is the level history for flapping detection; nil without .flapping().
+	flap *flapState
+}
+
+// flapState is the alert node's level history and flapping flag.
+type flapState struct {
+	history  []Level
+	idx      int
+	flapping bool
+}
+
+// Weights of the alert node's flapping detection: the newest change counts
+// weightDiff times the oldest, at most maxWeight.
+const (
+	weightDiff = 1.5
+	maxWeight  = 1.2
+)
+
+func newFlapState(n int) *flapState { return &flapState{history: make([]Level, n)} }
+
+// add records a level, as alertState.addEvent does.
+func (f *flapState) add(l Level) {
+	f.idx = (f.idx + 1) % len(f.history)
+	f.history[f.idx] = l
+}
+
+// percentChange is alertState.percentChange: the weighted share of changes
+// in the history, newer changes weighing more.
+func (f *flapState) percentChange() float64 {
+	l := len(f.history)
+	changes := 0.0
+	weight := maxWeight / weightDiff
+	step := (maxWeight - weight) / float64(l-1)
+	for i := 0; i < l-1; i++ {
+		c := (i + f.idx) % l
+		p := c - 1
+		if p < 0 {
+			p = l - 1
+		}
+		if f.history[c] != f.history[p] {
+			changes += weight
+		}
+		weight += step
+	}
+	return changes / float64(l-1)
+}
+
+// rules are a task's alert-node settings that decide when an event goes out.
+type rules struct {
+	stateChangesOnly  bool
+	renotify          int64 // ns; 0 never
+	noRecoveries      bool
+	flapping          bool
+	flapLow, flapHigh float64
+	history           int
+}
+
+func rulesOf(o *TaskOptions) rules {
+	return rules{
+		stateChangesOnly: !o.AllEvents,
+		renotify:         int64(o.Renotify),
+		noRecoveries:     o.NoRecoveries,
+		flapping:         o.Flapping,
+		flapLow:          o.FlapLow,
+		flapHigh:         o.FlapHigh,
+		history:          o.History,
+	}
+}
+
+// newGroup returns the state of a group seen for the first time (OK).
+func (r *rules) newGroup() *groupState {
+	st := &groupState{}
+	if r.flapping {
+		st.flap = newFlapState(r.history)
+	}
+	return st
+}
+
+// restored prepares a group loaded from disk or a snapshot, as the alert
+// node's restoreEventState does: a fresh history holding the saved level.
+func (r *rules) restored(st *groupState) {
+	st.flap = nil
+	if r.flapping {
+		st.flap = newFlapState(r.history)
+		st.flap.add(st.level)
+	}
 }
 
 // update records the level of a point at time t (ns) and reports whether an
-// event goes out, with the alert node's rules for stateChangesOnly(): an
-// event on every change of level, the recovery to OK included, and none for
-// an unchanged level.
-func (s *groupState) update(l Level, t int64) bool {
+// event goes out, with the rules of the alert node's alertState.Point:
+// suppressed while flapping; with state changes only, an event only when
+// the level changed or the renotify interval has passed; then an event for
+// every non-OK level and for the recovery to OK, unless recoveries are off.
+func (r *rules) update(s *groupState, l Level, t int64) bool {
 	prev := s.level
+	changed := prev != l
 	s.level = l
-	if prev == l {
+	if s.flap != nil {
+		s.flap.add(l)
+		p := s.flap.percentChange()
+		if s.flap.flapping && p < r.flapLow {
+			s.flap.flapping = false
+		} else if !s.flap.flapping && p > r.flapHigh {
+			s.flap.flapping = true
+		}
+	}
+	expired := !changed && r.renotify != 0 && t-s.lastTriggered >= r.renotify
+	if (s.flap != nil && s.flap.flapping) || (r.stateChangesOnly && !changed && !expired) {
+		return false
+	}
+	if l == OK && !changed {
 		return false
 	}
 	// alertState.triggered: the alert starts when the previous level was OK.
@@ -34,7 +135,7 @@ func (s *groupState) update(l Level, t int64) bool {
 	if prev == OK {
 		s.firstTriggered = t
 	}
-	return true
+	return !(r.noRecoveries && l == OK)
 }
 
 // duration is how long the current alert has lasted at its last event.
@@ -42,11 +143,37 @@ func (s *groupState) duration() time.Duration {
 	return time.Duration(s.lastTriggered - s.firstTriggered)
 }
 
-// determineLevel returns the highest level whose expression is true for the
-// point, or OK, as the alert node's determineLevel does without reset
-// expressions. A failing expression counts as false; onErr hears about it.
-func determineLevel(levels *[Critical + 1]*Expr, p *agent.Point, onErr func(Level, error)) Level {
-	for l := Critical; l > OK; l-- {
+// determineLevel is the alert node's determineLevel: a level at or above the
+// current one wins; otherwise, if the current level has a reset expression
+// that is false, the level holds; otherwise the highest true level at or
+// below the current one, or OK. Expressions are evaluated in the alert
+// node's order (it matters to stateful functions such as count()). A
+// failing expression counts as false; onErr hears about it.
+func determineLevel(levels, resets *[Critical + 1]*Expr, current Level, p *agent.Point, onErr func(Level, error)) Level {
+	if l, ok := firstMatch(levels, Critical, current-1, p, onErr); ok {
+		return l
+	}
+	if rse := resets[current]; rse != nil {
+		pass, err := rse.EvalBool(p)
+		if err != nil {
+			onErr(current, err)
+		} else if !pass {
+			return current
+		}
+	}
+	if l, ok := firstMatch(levels, current, OK, p, onErr); ok {
+		return l
+	}
+	return OK
+}
+
+// firstMatch is findFirstMatchLevel: the first true level from start down
+// to, not including, stop.
+func firstMatch(levels *[Critical + 1]*Expr, start, stop Level, p *agent.Point, onErr func(Level, error)) (Level, bool) {
+	if stop < OK {
+		stop = OK
+	}
+	for l := start; l > stop; l-- {
 		e := levels[l]
 		if e == nil {
 			continue
@@ -57,8 +184,8 @@ func determineLevel(levels *[Critical + 1]*Expr, p *agent.Point, onErr func(Leve
 			continue
 		}
 		if ok {
-			return l
+			return l, true
 		}
 	}
-	return OK
+	return OK, false
 }

@@ -77,8 +77,8 @@ func TestParseOptions(t *testing.T) {
 			assert.Equal(t, Destination{URL: "http://127.0.0.1/x"}, o.Destination)
 		}},
 		{name: "triple quoted", opts: []*agent.Option{str("crit", `"status" == 'down' AND "host" =~ /^db/`)}},
-		{name: "no level", opts: []*agent.Option{str("message", "x")}, wantErr: "option .crit: no level expression"},
-		{name: "no options", opts: nil, wantErr: "no level expression"},
+		{name: "no level", opts: []*agent.Option{str("message", "x")}, wantErr: "option .crit: no level"},
+		{name: "no options", opts: nil, wantErr: "no level"},
 		{name: "unparsable crit", opts: []*agent.Option{str("crit", `"usage_idle" <`)}, wantErr: `option .crit('"usage_idle" <'): parse error`},
 		{name: "unparsable warn", opts: []*agent.Option{crit, str("warn", `(("x"`)}, wantErr: `option .warn('(("x"'): parse error`},
 		{name: "empty expression", opts: []*agent.Option{str("info", "  ")}, wantErr: "option .info('  '): empty expression"},
@@ -97,7 +97,7 @@ func TestParseOptions(t *testing.T) {
 		{name: "template unknown field", opts: []*agent.Option{crit, str("id", "{{ .Nope }}")}, wantErr: "option .id('{{ .Nope }}'): template error"},
 		{name: "endpoint and url", opts: []*agent.Option{crit, str("endpoint", "a"), str("url", "http://x/y")}, wantErr: "option .url: give .endpoint() or .url(), not both"},
 		{name: "empty endpoint", opts: []*agent.Option{crit, str("endpoint", "")}, wantErr: "option .endpoint(''): empty endpoint name"},
-		{name: "wrong type", opts: []*agent.Option{{Name: "crit", Values: []*agent.OptionValue{{Type: agent.ValueType_BOOL, Value: &agent.OptionValue_BoolValue{BoolValue: true}}}}}, wantErr: "option .crit: takes a string, got BOOL"},
+		{name: "wrong type", opts: []*agent.Option{{Name: "crit", Values: []*agent.OptionValue{{Type: agent.ValueType_BOOL, Value: &agent.OptionValue_BoolValue{BoolValue: true}}}}}, wantErr: "option .crit: argument 1 must be a string, got a boolean"},
 		{name: "no argument", opts: []*agent.Option{{Name: "crit"}}, wantErr: "option .crit: takes 1 argument(s), got 0"},
 	}
 	for _, tt := range tests {
@@ -182,7 +182,7 @@ func TestDetermineLevel(t *testing.T) {
 		v    float64
 		want Level
 	}{{5, Critical}, {15, Warning}, {25, Info}, {35, OK}, {10, Warning}} {
-		got := determineLevel(&o.Levels, point("", 0, map[string]float64{"v": tt.v}, nil), onErr)
+		got := determineLevel(&o.Levels, &o.Resets, OK, point("", 0, map[string]float64{"v": tt.v}, nil), onErr)
 		assert.Equal(t, tt.want, got, "v=%v", tt.v)
 	}
 	// "bad" is missing: info's expression fails only where it is reached and
@@ -208,8 +208,9 @@ func TestGroupStateStateChangesOnly(t *testing.T) {
 		{OK, true, 1},        // t=8
 	}
 	var s groupState
+	r := rules{stateChangesOnly: true}
 	for i, step := range seq {
-		got := s.update(step.l, int64(i))
+		got := r.update(&s, step.l, int64(i))
 		require.Equal(t, step.send, got, "step %d", i)
 		if got {
 			assert.Equal(t, step.dur, s.duration(), "duration at step %d", i)
