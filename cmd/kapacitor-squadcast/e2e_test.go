@@ -188,6 +188,47 @@ func e2eJSON(v any) string {
 	return string(b)
 }
 
+// e2eFields are the alert JSON fields the daemon must send exactly as
+// Kapacitor does: all but "details".
+var e2eFields = []string{"id", "message", "time", "duration", "level", "data", "previousLevel", "recoverable"}
+
+// e2eCompare checks, for each id, that the daemon's events equal
+// Kapacitor's field for field (details aside), reporting the first
+// difference per id, and returns how many events of each level compared equal.
+func e2eCompare(t *testing.T, ids []string, want, got map[string][]e2eEvent) map[string]int {
+	t.Helper()
+	levels := map[string]int{}
+	for _, id := range ids {
+		w, g := want[id], got[id]
+		if len(g) != len(w) {
+			t.Errorf("id %s: the daemon sent %d events, Kapacitor %d", id, len(g), len(w))
+		}
+		for i := range min(len(w), len(g)) {
+			var problems []string
+			if _, ok := g[i]["details"].(string); !ok {
+				problems = append(problems, "no string \"details\"")
+			}
+			for _, f := range e2eFields {
+				if !assert.ObjectsAreEqual(w[i][f], g[i][f]) {
+					problems = append(problems, fmt.Sprintf("%s: kapacitor %s, daemon %s", f, e2eJSON(w[i][f]), e2eJSON(g[i][f])))
+				}
+			}
+			for f := range g[i] {
+				if f != "details" && !slices.Contains(e2eFields, f) {
+					problems = append(problems, fmt.Sprintf("%s: only the daemon sent it", f))
+				}
+			}
+			if len(problems) > 0 {
+				// The first difference per id is enough to read.
+				t.Errorf("id %s event %d of %d differs: %s\nkapacitor: %s\ndaemon:    %s", id, i, len(w), strings.Join(problems, "; "), e2eJSON(w[i]), e2eJSON(g[i]))
+				break
+			}
+			levels[fmt.Sprint(w[i]["level"])]++
+		}
+	}
+	return levels
+}
+
 func e2eStat(task stack.Task, node, key string) int64 {
 	n, _ := task.Stat(node, key)
 	return n
@@ -270,36 +311,7 @@ func TestE2EDifferential(t *testing.T) {
 	require.Equal(t, ids, gotIDs, "alert ids")
 	require.Len(t, ids, len(hosts))
 
-	fields := []string{"id", "message", "time", "duration", "level", "data", "previousLevel", "recoverable"}
-	levels := map[string]int{}
-	for _, id := range ids {
-		w, g := want[id], got[id]
-		if len(g) != len(w) {
-			t.Errorf("id %s: the daemon sent %d events, Kapacitor %d", id, len(g), len(w))
-		}
-		for i := range min(len(w), len(g)) {
-			var problems []string
-			if _, ok := g[i]["details"].(string); !ok {
-				problems = append(problems, "no string \"details\"")
-			}
-			for _, f := range fields {
-				if !assert.ObjectsAreEqual(w[i][f], g[i][f]) {
-					problems = append(problems, fmt.Sprintf("%s: kapacitor %s, daemon %s", f, e2eJSON(w[i][f]), e2eJSON(g[i][f])))
-				}
-			}
-			for f := range g[i] {
-				if f != "details" && !slices.Contains(fields, f) {
-					problems = append(problems, fmt.Sprintf("%s: only the daemon sent it", f))
-				}
-			}
-			if len(problems) > 0 {
-				// The first difference per id is enough to read.
-				t.Errorf("id %s event %d of %d differs: %s\nkapacitor: %s\ndaemon:    %s", id, i, len(w), strings.Join(problems, "; "), e2eJSON(w[i]), e2eJSON(g[i]))
-				break
-			}
-			levels[fmt.Sprint(w[i]["level"])]++
-		}
-	}
+	levels := e2eCompare(t, ids, want, got)
 	t.Logf("%d points, %d events per side over %d ids %v; levels %v", total, len(builtin), len(ids), ids, levels)
 
 	require.NoError(t, st.stop(), "stopping the daemon")
