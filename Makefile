@@ -13,8 +13,12 @@ KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+
 build:
-	$(GO) build -o bin/kapacitor-squadcast ./cmd/kapacitor-squadcast
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kapacitor-squadcast ./cmd/kapacitor-squadcast
 
 kapacitord:
 	./.ci/build-kapacitord "$(KAPACITOR_CACHE)"

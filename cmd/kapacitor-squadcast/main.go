@@ -14,8 +14,11 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are set by `make build` with -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -25,9 +28,11 @@ const usage = `kapacitor-squadcast turns Kapacitor alerts into Squadcast inciden
 
 Usage:
   kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]
+  kapacitor-squadcast outbox list|retry|drop --data-dir DIR [SEQ...]
   kapacitor-squadcast version
 
-Run 'kapacitor-squadcast serve --help' for the flags of serve.
+Run 'kapacitor-squadcast serve --help' for the flags of serve, and
+'kapacitor-squadcast outbox --help' for the outbox commands.
 `
 
 // run is main without os.Exit: it returns the process's exit code.
@@ -41,8 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runServe(ctx, args[1:], stderr)
+	case "outbox":
+		return runOutbox(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "kapacitor-squadcast %s (%s)\n", version, goVersion())
+		fmt.Fprintf(stdout, "kapacitor-squadcast %s (commit %s, %s)\n", version, commit(), goVersion())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -51,6 +58,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kapacitor-squadcast: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// commit returns the VCS revision the binary was built from: the one
+// stamped by make, else the one Go records (unless built with -buildvcs=false).
+func commit() string {
+	if revision != "" {
+		return revision
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" && dirty {
+			rev += "+dirty"
+		}
+		if rev != "" {
+			return rev
+		}
+	}
+	return "unknown"
 }
 
 func goVersion() string {
