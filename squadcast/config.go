@@ -1,7 +1,8 @@
 // Package squadcast turns alert events into Squadcast webhook calls: it
 // renders the payloads (Kapacitor's alert JSON or Squadcast's Incident
-// Webhook JSON) and delivers them with retries, one incident at a time in
-// order, many incidents in parallel.
+// Webhook JSON), keeps them in a durable outbox (a bbolt file) until
+// Squadcast accepts them, and delivers them with retries, one incident at a
+// time in order, many incidents in parallel.
 //
 // Webhook URLs carry the service's secret key in their last path segment:
 // nothing in this package logs them or puts them in an error.
@@ -34,12 +35,12 @@ const (
 	DefaultWorkers = 8
 	// DefaultQueueSize is the number of events that may wait in memory.
 	DefaultQueueSize = 100000
-	// DefaultRetryMax is the number of retries after the first attempt.
-	DefaultRetryMax = 20
 	// DefaultRetryWaitMin is the shortest wait between two attempts.
 	DefaultRetryWaitMin = time.Second
 	// DefaultRetryWaitMax is the longest wait between two attempts.
 	DefaultRetryWaitMax = 5 * time.Minute
+	// DefaultMaxAge is how long an event is retried before it becomes a dead letter.
+	DefaultMaxAge = 24 * time.Hour
 	// DefaultUserAgent is sent when Config.UserAgent is empty.
 	DefaultUserAgent = "kapacitor-squadcast"
 )
@@ -55,34 +56,43 @@ type Endpoint struct {
 	Format string
 	// Timeout bounds one HTTP attempt; zero means DefaultTimeout.
 	Timeout time.Duration
+	// RateLimit bounds the requests sent to the endpoint's URL; the zero
+	// value means none. Inline URLs (option .url) that take this endpoint's
+	// settings get the same limit, each URL its own bucket.
+	RateLimit RateLimit
 }
 
 // String describes the endpoint without its URL's path and query, so that
 // printing an Endpoint (or a Config) never shows the secret key.
 func (e Endpoint) String() string {
-	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s}", e.Name, RedactURL(e.URL), e.Format, e.Timeout)
+	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s RateLimit:%s}", e.Name, RedactURL(e.URL), e.Format, e.Timeout, e.RateLimit)
 }
 
 // GoString is like String, for %#v.
 func (e Endpoint) GoString() string { return "squadcast.Endpoint" + e.String() }
 
-// Config configures a Sender. Zero values mean the defaults, except for
-// RetryMax, where a negative value disables retries.
+// Config configures a Sender. Zero values mean the defaults; DataDir is required.
 type Config struct {
 	// Endpoints are the named webhooks tasks may use.
 	Endpoints []Endpoint
+	// DataDir is the directory of the outbox file (OutboxFile), created
+	// (0700) if missing. Only one Sender may use it at a time.
+	DataDir string
 	// Workers is the number of concurrent deliveries (default DefaultWorkers).
 	Workers int
-	// QueueSize is the maximum number of events pending in memory across all
-	// incidents, in flight included (default DefaultQueueSize).
+	// QueueSize is the maximum number of events held in memory across all
+	// incidents (waiting, in backoff or in flight; default DefaultQueueSize).
+	// Publish refuses events beyond it. Events loaded from the outbox at
+	// start count, but are never refused.
 	QueueSize int
-	// RetryMax is the number of retries after the first attempt: 0 means
-	// DefaultRetryMax, a negative value means no retries.
-	RetryMax int
-	// RetryWaitMin and RetryWaitMax bound the wait between two attempts
-	// (defaults DefaultRetryWaitMin and DefaultRetryWaitMax).
+	// RetryWaitMin and RetryWaitMax bound the wait between two attempts of
+	// an event (defaults DefaultRetryWaitMin and DefaultRetryWaitMax).
+	// There is no limit on the number of attempts: see MaxAge.
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
+	// MaxAge is how long after it was published an event is retried: an
+	// attempt that fails after that makes it a dead letter (default DefaultMaxAge).
+	MaxAge time.Duration
 	// Logger receives delivery logs; nil means no logging.
 	Logger *zap.Logger
 	// UserAgent is the User-Agent header (default DefaultUserAgent).
@@ -106,17 +116,14 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
 	}
-	switch {
-	case c.RetryMax == 0:
-		c.RetryMax = DefaultRetryMax
-	case c.RetryMax < 0:
-		c.RetryMax = 0
-	}
 	if c.RetryWaitMin == 0 {
 		c.RetryWaitMin = DefaultRetryWaitMin
 	}
 	if c.RetryWaitMax == 0 {
 		c.RetryWaitMax = DefaultRetryWaitMax
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -152,6 +159,12 @@ func (c Config) validate() error {
 		if e.Timeout < 0 {
 			return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
 		}
+		if err := e.RateLimit.validate(); err != nil {
+			return fmt.Errorf("endpoint %q: %w", e.Name, err)
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("data dir: is empty (the outbox needs a directory)")
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("workers: %d is negative", c.Workers)
@@ -164,6 +177,9 @@ func (c Config) validate() error {
 	}
 	if c.RetryWaitMax < 0 {
 		return fmt.Errorf("retry wait max: %s is negative", c.RetryWaitMax)
+	}
+	if c.MaxAge < 0 {
+		return fmt.Errorf("max age: %s is negative", c.MaxAge)
 	}
 	if strings.ContainsFunc(c.UserAgent, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
 		return fmt.Errorf("user agent %q has control characters", c.UserAgent)

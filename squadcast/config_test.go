@@ -25,9 +25,12 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr string // "" for valid
 	}{
-		{name: "zero config", cfg: Config{}},
-		{name: "endpoints", cfg: Config{Endpoints: []Endpoint{good, {Name: "eu", URL: "http://127.0.0.1:8080/x", Format: FormatIncidentWebhook, Timeout: time.Second}}}},
-		{name: "no retries", cfg: Config{RetryMax: -1}},
+		{name: "only a data dir", cfg: Config{}},
+		{name: "endpoints", cfg: Config{Endpoints: []Endpoint{good, {Name: "eu", URL: "http://127.0.0.1:8080/x", Format: FormatIncidentWebhook, Timeout: time.Second, RateLimit: RateLimit{Events: 15, Per: time.Minute}}}}},
+		{name: "max age", cfg: Config{MaxAge: time.Hour}},
+		{name: "no data dir", cfg: Config{}, wantErr: "data dir: is empty"},
+		{name: "negative max age", cfg: Config{MaxAge: -time.Second}, wantErr: "max age: -1s is negative"},
+		{name: "bad rate limit", cfg: Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL, RateLimit: RateLimit{Events: 5}}}}, wantErr: `endpoint "a": rate limit: period 0s is not positive`},
 		{name: "empty name", cfg: Config{Endpoints: []Endpoint{{URL: secretURL}}}, wantErr: "endpoints[0]: name is empty"},
 		{name: "duplicate name", cfg: Config{Endpoints: []Endpoint{good, good}}, wantErr: `endpoints[1]: name "default" is used twice`},
 		{name: "empty url", cfg: Config{Endpoints: []Endpoint{{Name: "a"}}}, wantErr: `endpoint "a": url is empty`},
@@ -47,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name != "no data dir" {
+				tt.cfg.DataDir = t.TempDir()
+			}
 			err := tt.cfg.Validate()
 			if tt.wantErr == "" {
 				require.NoError(t, err)
@@ -69,15 +75,14 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL}}}.withDefaults()
 	require.Equal(t, DefaultWorkers, c.Workers)
 	require.Equal(t, DefaultQueueSize, c.QueueSize)
-	require.Equal(t, DefaultRetryMax, c.RetryMax)
+	require.Equal(t, DefaultMaxAge, c.MaxAge)
 	require.Equal(t, DefaultRetryWaitMin, c.RetryWaitMin)
 	require.Equal(t, DefaultRetryWaitMax, c.RetryWaitMax)
 	require.Equal(t, DefaultUserAgent, c.UserAgent)
 	require.NotNil(t, c.Logger)
 	require.Equal(t, FormatKapacitor, c.Endpoints[0].Format)
 	require.Equal(t, DefaultTimeout, c.Endpoints[0].Timeout)
-	require.Equal(t, 0, Config{RetryMax: -1}.withDefaults().RetryMax)
-	require.Equal(t, 3, Config{RetryMax: 3}.withDefaults().RetryMax)
+	require.Equal(t, time.Minute, Config{MaxAge: time.Minute}.withDefaults().MaxAge)
 }
 
 func TestEndpointPrintingHidesURL(t *testing.T) {

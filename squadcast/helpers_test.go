@@ -14,26 +14,21 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// fastHooks make every retry wait a microsecond and record the waits the
-// Sender computed.
+// fastHooks run on the real clock, make every retry wait a microsecond and
+// record the waits the Sender computed.
 type fastHooks struct {
 	mu    sync.Mutex
 	waits []time.Duration
-	now   time.Time
-	long  bool // wait an hour instead (to test aborts during a wait)
 }
 
 func (f *fastHooks) hooks() hooks {
 	return hooks{
-		now:   func() time.Time { return f.now },
+		clock: realClock{},
 		randN: func(n int64) int64 { return n / 2 },
 		wait: func(d time.Duration) time.Duration {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.waits = append(f.waits, d)
-			if f.long {
-				return time.Hour
-			}
 			return time.Microsecond
 		},
 	}
@@ -45,13 +40,90 @@ func (f *fastHooks) recorded() []time.Duration {
 	return append([]time.Duration(nil), f.waits...)
 }
 
-// newTestSender starts a Sender with fast hooks and an observed logger at
-// debug level. It is closed at the end of the test.
-func newTestSender(t *testing.T, cfg Config) (*Sender, *observer.ObservedLogs, *fastHooks) {
+// fakeClock is a simulated clock: time moves only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	c  chan time.Time
+}
+
+var clockStart = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newFakeClock() *fakeClock { return &fakeClock{now: clockStart} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) At(t time.Time) (<-chan time.Time, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ft := &fakeTimer{at: t, c: make(chan time.Time, 1)}
+	if !t.After(c.now) {
+		ft.c <- c.now
+		return ft.c, func() {}
+	}
+	c.timers = append(c.timers, ft)
+	return ft.c, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.timers {
+			if x == ft {
+				c.timers = append(c.timers[:i], c.timers[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// Advance moves the clock forward by d, firing the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, ft := range c.timers {
+		if ft.at.After(c.now) {
+			kept = append(kept, ft)
+			continue
+		}
+		ft.c <- c.now
+	}
+	c.timers = kept
+}
+
+// fakeHooks run on a fake clock, with the real retry waits (recorded) and
+// a jitter that always picks the middle.
+func fakeHooks(c *fakeClock, f *fastHooks) hooks {
+	return hooks{
+		clock: c,
+		randN: func(n int64) int64 { return n / 2 },
+		wait: func(d time.Duration) time.Duration {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.waits = append(f.waits, d)
+			return d
+		},
+	}
+}
+
+// testConfig fills in what every test Sender needs: a data dir, an
+// observed logger at debug level, and short retry waits.
+func testConfig(t *testing.T, cfg Config) (Config, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	if cfg.Logger == nil {
 		cfg.Logger = zap.New(core)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
 	}
 	if cfg.RetryWaitMin == 0 {
 		cfg.RetryWaitMin = time.Millisecond
@@ -59,21 +131,106 @@ func newTestSender(t *testing.T, cfg Config) (*Sender, *observer.ObservedLogs, *
 	if cfg.RetryWaitMax == 0 {
 		cfg.RetryWaitMax = 10 * time.Millisecond
 	}
-	fh := &fastHooks{now: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s, err := newSender(cfg, fh.hooks())
+	return cfg, logs
+}
+
+// newTestSender starts a Sender with fast hooks (real clock, retry waits
+// of a microsecond) and an observed logger. At the end of the test it is
+// closed at once (what is pending stays in the outbox).
+func newTestSender(t *testing.T, cfg Config) (*Sender, *observer.ObservedLogs, *fastHooks) {
+	t.Helper()
+	cfg, logs := testConfig(t, cfg)
+	fh := &fastHooks{}
+	return startSender(t, cfg, fh.hooks()), logs, fh
+}
+
+// newClockSender starts a Sender on a fake clock.
+func newClockSender(t *testing.T, cfg Config) (*Sender, *observer.ObservedLogs, *fakeClock, *fastHooks) {
+	t.Helper()
+	cfg, logs := testConfig(t, cfg)
+	c, fh := newFakeClock(), &fastHooks{}
+	return startSender(t, cfg, fakeHooks(c, fh)), logs, c, fh
+}
+
+func startSender(t *testing.T, cfg Config, h hooks) *Sender {
+	t.Helper()
+	s, err := newSender(cfg, h)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = s.Close(ctx)
-	})
-	return s, logs, fh
+	t.Cleanup(func() { closeNow(s) })
+	return s
+}
+
+// closeNow closes s without waiting for deliveries.
+func closeNow(s *Sender) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Close(ctx)
 }
 
 // closeAndWait closes s, letting it deliver everything pending.
 func closeAndWait(t *testing.T, s *Sender) {
 	t.Helper()
-	require.NoError(t, s.Close(context.Background()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, s.Close(ctx))
+}
+
+// kill stops s as a crash would: attempts in flight are cut, outcomes not
+// yet written are lost, and nothing more is written.
+func kill(s *Sender) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeOnce.Do(func() { s.shutdown(true) })
+}
+
+// waitingDue returns, for the incidents waiting in the heap, when each may go (by alert id).
+func waitingDue(s *Sender) map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]time.Time{}
+	for _, inc := range s.waiting {
+		m[inc.key.id] = inc.due
+	}
+	return m
+}
+
+// settled reports whether every event of s is in an incident (none is
+// waiting for the committer), and none is ready, in flight, or due.
+func settled(s *Sender) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ready) > 0 {
+		return false
+	}
+	if len(s.waiting) > 0 && !s.waiting[0].due.After(s.clock.Now()) {
+		return false
+	}
+	n := 0
+	for _, inc := range s.incidents {
+		if inc.busy {
+			return false
+		}
+		n += len(inc.jobs)
+	}
+	return n == s.queued
+}
+
+// listOutbox lists the outbox of a running or stopped Sender.
+func listOutbox(t *testing.T, o *Outbox) []OutboxEntry {
+	t.Helper()
+	l, err := o.List()
+	require.NoError(t, err)
+	return l
+}
+
+// states summarizes entries as "state:incident" strings, in list order.
+func states(entries []OutboxEntry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.State + ":" + e.Incident
+	}
+	return out
 }
 
 // assertNoSecret fails if any log entry (message or field) shows one of the secrets.

@@ -130,9 +130,10 @@ func TestNoSecretLeaks(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := tt.base + tt.path + "api/" + secretKey + "?token=" + querySecret
+			// Every event is older than this max age: its first failed attempt is its last.
 			s, logs, _ := newTestSender(t, Config{
 				Endpoints: []Endpoint{{Name: "leaky", URL: raw, Timeout: 50 * time.Millisecond}},
-				RetryMax:  2,
+				MaxAge:    time.Nanosecond,
 			})
 			secrets := []string{secretKey, querySecret, tt.path + "api"}
 
@@ -158,35 +159,48 @@ func TestNoSecretLeaks(t *testing.T) {
 				require.NotContains(t, de.Body, sec)
 			}
 
-			failed := entriesWith(logs, "squadcast delivery failed")
+			failed := entriesWith(logs, "squadcast event dead-lettered")
 			require.Len(t, failed, 1)
 			require.Contains(t, failed[0].ContextMap()["error"], tt.wantErr)
 			require.NotEmpty(t, logs.FilterMessageSnippet("retryablehttp:").All(), "go-retryablehttp's own lines go through the adapter")
 			assertNoSecret(t, logs, secrets...)
-			require.Equal(t, uint64(1), s.Stats().Failed)
+			require.Equal(t, uint64(1), s.Stats().DeadLettered)
+
+			// The outbox stores the URL, but its listing never shows it.
+			o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
+			require.NoError(t, err)
+			defer o.Close()
+			l := listOutbox(t, o)
+			require.Len(t, l, 1)
+			require.Contains(t, l[0].LastError, tt.wantErr)
+			text := fmt.Sprintf("%+v", l)
+			for _, sec := range secrets {
+				require.NotContains(t, text, sec)
+			}
 		})
 	}
 }
 
-// TestCloseErrorHasNoSecret aborts a delivery stuck in a retry wait.
+// TestCloseErrorHasNoSecret aborts an attempt in flight.
 func TestCloseErrorHasNoSecret(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
-	s, logs, fh := newTestSender(t, Config{Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey}}})
-	fh.mu.Lock()
-	fh.long = true
-	fh.mu.Unlock()
+	arrived := make(chan struct{}, 1)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices the client going away
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	})
+	s, logs, _ := newTestSender(t, Config{Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey}}})
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(udf.Event{ID: "a", Level: udf.Critical}))
-	require.Eventually(t, func() bool { return len(fh.recorded()) == 1 }, 10*time.Second, time.Millisecond)
+	<-arrived
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err = s.Close(ctx)
 	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "1 event(s) still pending")
 	require.NotContains(t, err.Error(), secretKey)
-	failed := entriesWith(logs, "squadcast delivery failed")
-	require.Len(t, failed, 1)
-	require.Equal(t, "aborted by shutdown", failed[0].ContextMap()["reason"])
+	require.Len(t, entriesWith(logs, "squadcast delivery aborted by shutdown; the event stays in the outbox"), 1)
 	assertNoSecret(t, logs, secretKey, secretPath)
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"go.uber.org/zap"
 )
 
 // Outcome is what an HTTP status means for a delivery.
@@ -74,32 +72,52 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("http status %d", e.StatusCode)
 }
 
-// DeliveryError is the error of a delivery that was given up: on a permanent
-// failure, after the last retry, or when the Sender was closed. It never
-// holds the webhook URL's path or query.
+// DeliveryError is the error of a failed delivery attempt. It never holds
+// the webhook URL's path or query.
 type DeliveryError struct {
-	// Attempts is the number of HTTP attempts made.
+	// Attempts is the number of HTTP attempts made for the event so far.
 	Attempts int
-	// StatusCode is the last response's status, 0 when there was none.
+	// StatusCode is the response's status, 0 when there was none.
 	StatusCode int
-	// Body is the start of the last error response's body (at most 4 KiB,
+	// Body is the start of the error response's body (at most 4 KiB,
 	// redacted), for the log.
 	Body string
 	// Err is the cause: a *StatusError, a (redacted) *url.Error, or the
-	// context's cause when the delivery was aborted.
+	// context's cause when the attempt was aborted.
 	Err error
 }
 
-// Error returns a message like "giving up after 3 attempt(s): http status 503 Service Unavailable".
+// Error returns a message like "delivery attempt 3 failed: http status 503 Service Unavailable".
 func (e *DeliveryError) Error() string {
-	return fmt.Sprintf("giving up after %d attempt(s): %v", e.Attempts, e.Err)
+	return fmt.Sprintf("delivery attempt %d failed: %v", e.Attempts, e.Err)
 }
 
 // Unwrap returns the cause.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
-// ErrAborted is the cause of deliveries cut short because Close's context
-// ended before they were done.
+// maxSummaryBody caps how much of the response body goes into a stored last error.
+const maxSummaryBody = 200
+
+// summary is the cause and the start of the response body, as stored in
+// the outbox's last error: "http status 400 Bad Request: invalid key".
+func (e *DeliveryError) summary() string {
+	s := e.Err.Error()
+	if e.Body == "" {
+		return s
+	}
+	body := strings.Join(strings.Fields(e.Body), " ")
+	if len(body) > maxSummaryBody {
+		cut := maxSummaryBody
+		for cut > 0 && !utf8.RuneStart(body[cut]) {
+			cut--
+		}
+		body = body[:cut] + "…"
+	}
+	return s + ": " + body
+}
+
+// ErrAborted is the cause of attempts cut short because the Sender stopped
+// (Close's context ended first); their events stay in the outbox.
 var ErrAborted = errors.New("delivery aborted: the sender was closed")
 
 // errTooManyRedirects stops a delivery that redirects in circles.
@@ -111,10 +129,12 @@ const maxErrorBody = 4 << 10
 // maxDrain caps how much of a response body is read to reuse the connection.
 const maxDrain = 64 << 10
 
-// checkRetry is the Client's CheckRetry: it retries network errors (except
+// checkRetry is the Client's CheckRetry. It classifies one attempt for the
+// scheduler (the Client makes one attempt per Do): network errors (except
 // certificate and redirect-loop errors) and statuses Classify calls
-// OutcomeRetry; it stops, with an error, on anything else that is not a
-// success, and as soon as ctx (the Sender's) is done.
+// OutcomeRetry are retryable, with the wait before the next attempt from
+// the Client's Backoff; anything else that is not a success is permanent.
+// It returns false, with the cause, once ctx (the Sender's) is done.
 func (s *Sender) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
@@ -127,10 +147,6 @@ func (s *Sender) checkRetry(ctx context.Context, resp *http.Response, err error)
 				j.retryable = false
 			}
 			return false, err
-		}
-		cause = err
-		if j != nil {
-			j.status = 0
 		}
 	} else {
 		switch Classify(resp.StatusCode) {
@@ -148,18 +164,25 @@ func (s *Sender) checkRetry(ctx context.Context, resp *http.Response, err error)
 		j.retryable = true
 		if resp != nil {
 			j.status = resp.StatusCode
+			j.throttled = throttled(resp, s.clock.Now())
 		}
-		if j.attempts <= s.cfg.RetryMax {
-			s.log.Warn("squadcast delivery attempt failed, will retry",
-				append(j.fields(), zap.Int("attempt", j.attempts), zap.Int("status", j.status),
-					zap.String("error", redactError(cause, j.target.secrets).Error()))...)
-		}
+		j.wait = s.client.Backoff(s.cfg.RetryWaitMin, s.cfg.RetryWaitMax, max(j.attempts-1, 0), resp)
 	}
-	if err != nil {
-		// Leave the request's own error as the one reported when retries run out.
-		return true, nil
-	}
+	// A nil cause leaves the request's own error as the one reported.
 	return true, cause
+}
+
+// throttled reports a response that slows the whole endpoint down: a 429,
+// or a 503 with a valid Retry-After.
+func throttled(resp *http.Response, now time.Time) bool {
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusServiceUnavailable:
+		_, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		return ok
+	}
+	return false
 }
 
 // permanentTransportError reports errors no retry can fix: an untrusted
@@ -178,14 +201,15 @@ func permanentTransportError(err error) bool {
 // backoff is the Client's Backoff: see backoffDuration. The wait hook lets
 // tests see the computed wait and shorten the real one.
 func (s *Sender) backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
-	d := backoffDuration(min, max, attempt, resp, s.hooks.now(), s.hooks.randN)
+	d := backoffDuration(min, max, attempt, resp, s.clock.Now(), s.hooks.randN)
 	if s.hooks.wait != nil {
 		return s.hooks.wait(d)
 	}
 	return d
 }
 
-// backoffDuration returns the wait before retry number attempt+1. On 429 and
+// backoffDuration returns the wait before retry number attempt+1 (attempt
+// is 0 after an event's first attempt). On 429 and
 // 503 with a valid Retry-After (seconds or HTTP-date) it is that delay,
 // bounded to [min, max]. Otherwise it is exponential with full jitter: a
 // random duration between min and min·2^attempt, the latter capped at max.
@@ -249,7 +273,8 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // errorHandler is the Client's ErrorHandler: it replaces go-retryablehttp's
 // "giving up" error (which shows the full URL) by a *DeliveryError, keeping
-// the start of the response body for the log and closing it.
+// the start of the response body for the log and closing it. (send sets
+// its Attempts to the event's count.)
 func errorHandler(resp *http.Response, err error, tries int) (*http.Response, error) {
 	de := &DeliveryError{Attempts: tries, Err: redactError(err, nil)}
 	if resp != nil {

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -105,7 +107,7 @@ type server struct {
 	requests atomic.Int64
 }
 
-func newServer(t *testing.T, h http.HandlerFunc) *server {
+func newServer(t testing.TB, h http.HandlerFunc) *server {
 	t.Helper()
 	s := &server{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,8 +118,11 @@ func newServer(t *testing.T, h http.HandlerFunc) *server {
 	return s
 }
 
+// TestRetryAfterHonoured runs on a fake clock: each retry waits for
+// Retry-After (seconds or a date, on 429 and 503) or the backoff (on 500),
+// and the scheduler, not a worker, does the waiting.
 func TestRetryAfterHonoured(t *testing.T) {
-	var fh *fastHooks
+	var c *fakeClock
 	var n atomic.Int64
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch n.Add(1) {
@@ -125,7 +130,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			w.Header().Set("Retry-After", "2")
 			w.WriteHeader(http.StatusTooManyRequests)
 		case 2:
-			w.Header().Set("Retry-After", fh.now.Add(37*time.Second).Format(http.TimeFormat))
+			w.Header().Set("Retry-After", c.Now().Add(37*time.Second).Format(http.TimeFormat))
 			w.WriteHeader(http.StatusServiceUnavailable)
 		case 3:
 			w.Header().Set("Retry-After", "3") // ignored on 500
@@ -134,26 +139,34 @@ func TestRetryAfterHonoured(t *testing.T) {
 			w.WriteHeader(http.StatusAccepted)
 		}
 	})
-	s, _, h := newTestSender(t, Config{
+	s, _, clk, h := newClockSender(t, Config{
 		Endpoints:    []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey}},
 		RetryWaitMin: time.Second, RetryWaitMax: time.Minute,
 	})
-	fh = h
+	c = clk
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(udf.Event{ID: "a", Level: udf.Critical}))
-	closeAndWait(t, s)
 
-	// randN returns n/2: attempt 2 waits 1s + (4s-1s)/2, rounded down to the nanosecond.
-	require.Equal(t, []time.Duration{2 * time.Second, 37 * time.Second, time.Second + (3*time.Second+1)/2}, h.recorded())
+	// randN returns n/2: attempt 3 waits 1s + (4s-1s)/2, rounded down to the nanosecond.
+	want := []time.Duration{2 * time.Second, 37 * time.Second, time.Second + (3*time.Second+1)/2}
+	for i, wait := range want {
+		var due time.Time
+		require.Eventually(t, func() bool { due = waitingDue(s)["a"]; return due.After(c.Now()) }, 10*time.Second, time.Millisecond)
+		require.Equal(t, c.Now().Add(wait), due, "retry %d", i+1)
+		require.Equal(t, int64(i+1), srv.requests.Load(), "no attempt before the wait is over")
+		c.Advance(wait)
+	}
+	require.Eventually(t, func() bool { return s.Stats().Delivered == 1 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, want, h.recorded())
 	require.Equal(t, int64(4), srv.requests.Load())
-	st := s.Stats()
-	require.Equal(t, uint64(1), st.Delivered)
-	require.Equal(t, uint64(3), st.Retried)
+	require.Equal(t, uint64(3), s.Stats().Retried)
 }
 
 // TestDeliveryOutcomes runs a delivery against a server answering one
-// status, and checks the attempts made and the final log.
+// status, on a fake clock, and checks the attempts made and the final log:
+// a permanent answer dead-letters the event at once; a retryable one is
+// retried until MaxAge, and the attempt at that age is the last.
 func TestDeliveryOutcomes(t *testing.T) {
 	tests := []struct {
 		status       int
@@ -167,10 +180,10 @@ func TestDeliveryOutcomes(t *testing.T) {
 		{status: 404, wantAttempts: 1, wantReason: "permanent failure"},
 		{status: 413, wantAttempts: 1, wantReason: "permanent failure"},
 		{status: 302, wantAttempts: 1, wantReason: "permanent failure"},
-		{status: 408, wantAttempts: 4, wantReason: "retries exhausted"},
-		{status: 429, wantAttempts: 4, wantReason: "retries exhausted"},
-		{status: 500, wantAttempts: 4, wantReason: "retries exhausted"},
-		{status: 503, wantAttempts: 4, wantReason: "retries exhausted"},
+		{status: 408, wantAttempts: 2, wantReason: "max age exceeded"},
+		{status: 429, wantAttempts: 2, wantReason: "max age exceeded"},
+		{status: 500, wantAttempts: 2, wantReason: "max age exceeded"},
+		{status: 503, wantAttempts: 2, wantReason: "max age exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
@@ -181,30 +194,36 @@ func TestDeliveryOutcomes(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, "reply body")
 			})
-			s, logs, _ := newTestSender(t, Config{
-				Endpoints: []Endpoint{{Name: "primary", URL: srv.URL + "/v2/incidents/api/" + secretKey}},
-				RetryMax:  3,
+			s, logs, clk, _ := newClockSender(t, Config{
+				Endpoints:    []Endpoint{{Name: "primary", URL: srv.URL + "/v2/incidents/api/" + secretKey}},
+				RetryWaitMin: time.Second, RetryWaitMax: time.Minute, MaxAge: time.Hour,
 			})
 			p, err := s.Open(udf.Destination{Endpoint: "primary"})
 			require.NoError(t, err)
 			require.NoError(t, p.Publish(udf.Event{ID: "cpu:nil", TaskID: "t1", Level: udf.Warning}))
+			if tt.wantAttempts > 1 {
+				require.Eventually(t, func() bool { return !waitingDue(s)["cpu:nil"].IsZero() }, 10*time.Second, time.Millisecond)
+				clk.Advance(2 * time.Hour) // the next attempt is capped at the max age
+			}
+			require.Eventually(t, func() bool { st := s.Stats(); return st.Delivered+st.DeadLettered == 1 }, 10*time.Second, time.Millisecond)
 			closeAndWait(t, s)
 
 			require.Equal(t, tt.wantAttempts, srv.requests.Load())
 			st := s.Stats()
 			require.Equal(t, uint64(1), st.Published)
 			require.Equal(t, uint64(tt.wantAttempts-1), st.Retried)
+			require.Zero(t, st.Queued)
 			require.Zero(t, st.Pending)
 			if tt.wantOK {
 				require.Equal(t, Stats{Published: 1, Delivered: 1, Retried: 0}, st)
 				ok := entriesWith(logs, "squadcast event delivered")
 				require.Len(t, ok, 1)
 				require.Equal(t, "debug", ok[0].Level.String())
-				require.Empty(t, entriesWith(logs, "squadcast delivery failed"))
+				require.Empty(t, entriesWith(logs, "squadcast event dead-lettered"))
 				return
 			}
-			require.Equal(t, uint64(1), st.Failed)
-			failed := entriesWith(logs, "squadcast delivery failed")
+			require.Equal(t, uint64(1), st.DeadLettered)
+			failed := entriesWith(logs, "squadcast event dead-lettered")
 			require.Len(t, failed, 1)
 			require.Equal(t, "error", failed[0].Level.String())
 			f := failed[0].ContextMap()
@@ -218,6 +237,16 @@ func TestDeliveryOutcomes(t *testing.T) {
 			require.Equal(t, "reply body", f["response"])
 			require.Len(t, entriesWith(logs, "squadcast delivery attempt failed, will retry"), int(tt.wantAttempts-1))
 			assertNoSecret(t, logs, secretKey, secretPath)
+
+			o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
+			require.NoError(t, err)
+			defer o.Close()
+			l := listOutbox(t, o)
+			require.Len(t, l, 1)
+			require.Equal(t, StateDead, l[0].State)
+			require.Equal(t, tt.wantReason, l[0].DeadReason)
+			require.Equal(t, int(tt.wantAttempts), l[0].Attempts)
+			require.Equal(t, (&StatusError{StatusCode: tt.status}).Error()+": reply body", l[0].LastError)
 		})
 	}
 }
@@ -276,7 +305,7 @@ func TestRedirects(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		}
 	})
-	s, logs, _ := newTestSender(t, Config{RetryMax: 2})
+	s, logs, _ := newTestSender(t, Config{})
 	for _, path := range []string{"/307/", "/302/", "/loop/"} {
 		p, err := s.Open(udf.Destination{URL: srv.URL + path + secretKey, Format: FormatIncidentWebhook})
 		require.NoError(t, err)
@@ -286,7 +315,7 @@ func TestRedirects(t *testing.T) {
 
 	st := s.Stats()
 	require.Equal(t, uint64(1), st.Delivered)
-	require.Equal(t, uint64(2), st.Failed)
+	require.Equal(t, uint64(2), st.DeadLettered)
 	require.Zero(t, st.Retried, "neither a 302 nor a redirect loop is retried")
 	mu.Lock()
 	defer mu.Unlock()
@@ -298,7 +327,7 @@ func TestRedirects(t *testing.T) {
 		require.NotContains(t, b, "GET", "a redirect never turns the POST into a GET")
 	}
 	require.Equal(t, 1, finals, "307 followed with its body: %q", bodies)
-	failed := entriesWith(logs, "squadcast delivery failed")
+	failed := entriesWith(logs, "squadcast event dead-lettered")
 	require.Len(t, failed, 2)
 	reasons := map[string]string{}
 	for _, e := range failed {
@@ -313,7 +342,14 @@ func TestStatusAndDeliveryErrorText(t *testing.T) {
 	require.Equal(t, "http status 503 Service Unavailable", (&StatusError{StatusCode: 503}).Error())
 	require.Equal(t, "http status 599", (&StatusError{StatusCode: 599}).Error())
 	de := &DeliveryError{Attempts: 3, Err: &StatusError{StatusCode: 429}}
-	require.Equal(t, "giving up after 3 attempt(s): http status 429 Too Many Requests", de.Error())
+	require.Equal(t, "delivery attempt 3 failed: http status 429 Too Many Requests", de.Error())
 	var se *StatusError
 	require.True(t, errors.As(de, &se))
+	require.Equal(t, "http status 429 Too Many Requests", de.summary())
+	de.Body = "slow\n  down " + strings.Repeat("é", 300)
+	sum := de.summary()
+	require.True(t, strings.HasPrefix(sum, "http status 429 Too Many Requests: slow down éé"), sum)
+	require.True(t, strings.HasSuffix(sum, "…"), sum)
+	require.True(t, utf8.ValidString(sum))
+	require.LessOrEqual(t, len(sum), len("http status 429 Too Many Requests: ")+maxSummaryBody+len("…"))
 }

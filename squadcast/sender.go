@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -23,16 +24,24 @@ const DefaultEndpoint = udf.DefaultEndpoint
 
 // Errors Publish returns (wrapped) when it cannot take an event.
 var (
-	// ErrQueueFull means Config.QueueSize events are already pending.
+	// ErrQueueFull means Config.QueueSize events are already held in memory.
 	ErrQueueFull = errors.New("queue is full")
 	// ErrClosed means Close was called.
 	ErrClosed = errors.New("sender is closed")
 )
 
-// Sender delivers events to Squadcast webhooks. It implements udf.Sink.
-// Events of one incident (same webhook URL and alert ID) are delivered one at
-// a time, in the order they were published; different incidents are
-// delivered in parallel by Config.Workers workers, taking turns.
+// Sender delivers events to Squadcast webhooks. It implements udf.Sink; its
+// publishers implement udf.Flusher.
+//
+// Every event is written to the outbox (Config.DataDir) and deleted only
+// once Squadcast accepted it (2xx), so pending events survive a restart:
+// New loads them and delivers them first. Events of one incident (same
+// webhook URL and alert id) are delivered one at a time, in the order they
+// were published; different incidents in parallel by Config.Workers
+// workers, taking turns. Failed attempts are retried with backoff until
+// they succeed, fail permanently or reach Config.MaxAge: then the event
+// becomes a dead letter, kept in the outbox, and the incident's later
+// events go on.
 type Sender struct {
 	cfg       Config
 	log       *zap.Logger
@@ -40,63 +49,99 @@ type Sender struct {
 	transport *http.Transport
 	endpoints map[string]*target
 	hooks     hooks
+	clock     clock
+	outbox    *Outbox
 
-	ctx    context.Context // ends when Close gives up waiting
+	ctx    context.Context // ends when the Sender stops: aborts attempts in flight
 	cancel context.CancelCauseFunc
-	done   chan struct{} // closed when every worker has returned
+	wg     sync.WaitGroup // workers and scheduler
+	stop   chan struct{}  // closed to stop the scheduler
+	wake   chan struct{}  // the scheduler's wait got shorter
 
+	// Scheduling state: see schedule.go.
 	mu        sync.Mutex
-	cond      *sync.Cond // signalled when ready gets an incident, or on close
+	cond      *sync.Cond // signalled when ready gets an incident, or on stop
 	incidents map[incidentKey]*incident
-	ready     []*incident // incidents with events and none in flight, in turn order
-	pending   int         // events queued or in flight
-	closed    bool
-	aborted   bool
-	abandoned int // events dropped or aborted by Close
+	ready     []*incident
+	waiting   waitHeap
+	hosts     map[string]*endpointState // by URL
+	queued    int                       // events in memory, not yet delivered or dead
+	closed    bool                      // Publish refuses
+	stopping  bool                      // workers and scheduler return
+	drained   chan struct{}             // closed when queued reaches 0, while Close waits
 
-	published, delivered, retried, failed, dropped atomic.Uint64
+	// Committer state: see committer.go. Lock order: mu, then cm.
+	cm       sync.Mutex
+	cmWork   *sync.Cond // the committer has work, or must stop
+	cmDone   *sync.Cond // a batch was written (or failed)
+	puts     []*job
+	ops      []op
+	cmStop   bool          // write what is queued, then return
+	cmKill   bool          // return now
+	cmGone   bool          // the committer returned
+	cmWake   chan struct{} // closed to cut a retry pause short
+	cmExited chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	published, delivered, retried, deadLettered, dropped atomic.Uint64
+	stored, commits                                      atomic.Int64
 }
 
-var _ udf.Sink = (*Sender)(nil)
+var (
+	_ udf.Sink    = (*Sender)(nil)
+	_ udf.Flusher = (*publisher)(nil)
+)
 
 // hooks are the Sender's clock, randomness and retry wait, replaced in tests.
 type hooks struct {
-	now   func() time.Time
+	clock clock
 	randN func(n int64) int64 // uniform in [0, n)
 	// wait, when set, gets each computed retry wait and returns the one to use.
 	wait func(time.Duration) time.Duration
+	// beforeCommit, when set, runs before each outbox transaction; an error fails it.
+	beforeCommit func() error
 }
 
 // target is a resolved destination.
 type target struct {
-	name    string // endpoint name, or "inline:<host>"
-	url     string
-	format  string
-	timeout time.Duration
-	secrets []string // parts of url never to show
-}
-
-type incidentKey struct{ url, id string }
-
-// incident is the queue of one incident's events.
-type incident struct {
-	key  incidentKey
-	jobs []*job
-	busy bool // an event is in flight
+	name     string // endpoint name, or "inline:<host>"
+	settings string // the configured endpoint whose timeout and rate apply, "" for none
+	url      string
+	format   string
+	timeout  time.Duration
+	rate     RateLimit
+	secrets  []string // parts of url never to show
 }
 
 // job is one event to deliver. Its delivery state is touched only by the
-// worker delivering it (go-retryablehttp calls the hooks on that goroutine).
+// worker delivering it (go-retryablehttp calls the hooks on that goroutine),
+// and next also under Sender.mu; seq, gone, released and rec belong to the
+// committer.
 type job struct {
-	target *target
-	id     string
-	level  udf.Level
-	task   string
-	body   []byte
+	target  *target
+	id      string
+	level   udf.Level
+	task    string
+	created time.Time
+	body    []byte
+	pub     *publisher // nil for events loaded from the outbox
 
-	attempts  int
+	attempts int
+	lastErr  string
+	next     time.Time // not before
+
+	// Set by each attempt.
 	status    int
 	retryable bool
+	throttled bool          // 429, or 503 with Retry-After: pause the endpoint
+	wait      time.Duration // before the next attempt
+
+	seq      uint64 // in the outbox; 0 until written
+	gone     bool   // delivered or dead before it could be written
+	released bool   // handed to the scheduler
+	rec      []byte // the encoded record, until written
 }
 
 func (j *job) fields() []zap.Field {
@@ -108,6 +153,24 @@ func (j *job) fields() []zap.Field {
 	}
 }
 
+// record returns the job as stored.
+func (j *job) record() *record {
+	return &record{
+		Endpoint:    j.target.name,
+		Settings:    j.target.settings,
+		URL:         j.target.url,
+		Format:      j.target.format,
+		Incident:    j.id,
+		Level:       j.level,
+		Task:        j.task,
+		Created:     j.created,
+		Attempts:    j.attempts,
+		LastError:   j.lastErr,
+		NextAttempt: j.next,
+		Body:        j.body,
+	}
+}
+
 type jobKey struct{}
 
 func jobFrom(ctx context.Context) *job {
@@ -115,9 +178,11 @@ func jobFrom(ctx context.Context) *job {
 	return j
 }
 
-// New validates cfg and starts a Sender with its workers. Call Close to stop them.
+// New validates cfg, opens the outbox in cfg.DataDir (creating both if
+// needed), loads its pending events and starts delivering them. Call Close
+// to stop. A corrupt outbox, or one another process holds, is an error.
 func New(cfg Config) (*Sender, error) {
-	return newSender(cfg, hooks{now: time.Now, randN: rand.Int64N})
+	return newSender(cfg, hooks{clock: realClock{}, randN: rand.Int64N})
 }
 
 func newSender(cfg Config, h hooks) (*Sender, error) {
@@ -125,17 +190,39 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("squadcast config: %w", err)
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	ob, err := OpenOutbox(OutboxPath(cfg.DataDir), false)
+	if err != nil {
+		return nil, err
+	}
+	stored, dead, err := ob.loadPending()
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+
 	s := &Sender{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		endpoints: make(map[string]*target, len(cfg.Endpoints)),
 		hooks:     h,
-		done:      make(chan struct{}),
+		clock:     h.clock,
+		outbox:    ob,
+		stop:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 		incidents: make(map[incidentKey]*incident),
+		hosts:     make(map[string]*endpointState),
+		cmWake:    make(chan struct{}),
+		cmExited:  make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
+	s.cmWork = sync.NewCond(&s.cm)
+	s.cmDone = sync.NewCond(&s.cm)
 	for _, e := range cfg.Endpoints {
-		s.endpoints[e.Name] = &target{name: e.Name, url: e.URL, format: e.Format, timeout: e.Timeout, secrets: urlSecrets(e.URL)}
+		s.endpoints[e.Name] = &target{name: e.Name, settings: e.Name, url: e.URL, format: e.Format,
+			timeout: e.Timeout, rate: e.RateLimit, secrets: urlSecrets(e.URL)}
 	}
 
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
@@ -145,10 +232,12 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 			Transport:     timeoutTransport{next: s.transport},
 			CheckRedirect: checkRedirect,
 		},
-		Logger:         retryLogger{log: s.log},
-		RetryWaitMin:   cfg.RetryWaitMin,
-		RetryWaitMax:   cfg.RetryWaitMax,
-		RetryMax:       cfg.RetryMax,
+		Logger:       retryLogger{log: s.log},
+		RetryWaitMin: cfg.RetryWaitMin,
+		RetryWaitMax: cfg.RetryWaitMax,
+		// One attempt per Do: the scheduler retries, so that a worker never
+		// sleeps through a backoff (see schedule.go).
+		RetryMax:       0,
 		RequestLogHook: s.requestLogHook,
 		CheckRetry:     s.checkRetry,
 		Backoff:        s.backoff,
@@ -156,26 +245,63 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	}
 
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	var wg sync.WaitGroup
+	s.stored.Store(int64(len(stored)))
+	s.enqueue(s.restore(stored))
+	if len(stored) > 0 || dead > 0 {
+		s.log.Info("loaded the outbox", zap.Int("pending", len(stored)), zap.Int("dead_letters", dead))
+	}
 	for range cfg.Workers {
-		wg.Add(1)
+		s.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer s.wg.Done()
 			s.work()
 		}()
 	}
+	s.wg.Add(1)
 	go func() {
-		wg.Wait()
-		close(s.done)
+		defer s.wg.Done()
+		s.scheduleLoop()
 	}()
+	go s.commitLoop()
 	return s, nil
+}
+
+// restore turns loaded records into jobs, re-resolving their settings by
+// endpoint name: the stored URL and format stay (they are what the event
+// was published for); timeout and rate limit are the configured ones.
+func (s *Sender) restore(stored []storedEvent) []*job {
+	type targetKey struct{ name, settings, url, format string }
+	targets := make(map[targetKey]*target)
+	jobs := make([]*job, 0, len(stored))
+	s.queued += len(stored)
+	for _, ev := range stored {
+		r := ev.rec
+		key := targetKey{r.Endpoint, r.Settings, r.URL, r.Format}
+		t := targets[key]
+		if t == nil {
+			t = &target{name: r.Endpoint, settings: r.Settings, url: r.URL, format: r.Format,
+				timeout: DefaultTimeout, secrets: urlSecrets(r.URL)}
+			if ep, ok := s.endpoints[r.Settings]; ok {
+				t.timeout, t.rate = ep.timeout, ep.rate
+			} else {
+				t.settings = ""
+			}
+			targets[key] = t
+		}
+		jobs = append(jobs, &job{
+			target: t, id: r.Incident, level: r.Level, task: r.Task, created: r.Created, body: r.Body,
+			attempts: r.Attempts, lastErr: r.LastError, next: r.NextAttempt,
+			seq: ev.seq, released: true,
+		})
+	}
+	return jobs
 }
 
 // Open resolves a task's destination: the named endpoint (DefaultEndpoint
 // when empty), or an inline URL, which overrides the endpoint and takes its
-// format and timeout from it when it is configured; then the format, if
-// given, overrides the endpoint's. Errors are *udf.OptionError and never
-// contain a URL.
+// format, timeout and rate limit from it when it is configured; then the
+// format, if given, overrides the endpoint's. Errors are *udf.OptionError
+// and never contain a URL.
 func (s *Sender) Open(d udf.Destination) (udf.Publisher, error) {
 	t, err := s.resolve(d)
 	if err != nil {
@@ -202,7 +328,7 @@ func (s *Sender) resolve(d udf.Destination) (*target, error) {
 		}
 		t = target{name: "inline:" + u.Host, url: d.URL, format: FormatKapacitor, timeout: DefaultTimeout, secrets: urlSecrets(d.URL)}
 		if known {
-			t.format, t.timeout = ep.format, ep.timeout
+			t.settings, t.format, t.timeout, t.rate = ep.settings, ep.format, ep.timeout, ep.rate
 		}
 	case known:
 		t = *ep
@@ -241,9 +367,14 @@ func (s *Sender) unknownEndpoint(name string) error {
 type publisher struct {
 	s *Sender
 	t *target
+
+	// Guarded by s.cm.
+	unstored int   // events published and not yet written
+	err      error // the last failed write of one of them, until Flush reports it
 }
 
-// Publish renders ev and queues it for delivery; it never waits on the network.
+// Publish renders ev and queues it for the outbox and delivery; it never
+// waits on the disk or the network. See Flush.
 func (p *publisher) Publish(ev udf.Event) error {
 	s := p.s
 	body, err := Render(p.t.format, ev)
@@ -251,7 +382,11 @@ func (p *publisher) Publish(ev udf.Event) error {
 		s.dropped.Add(1)
 		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, err)
 	}
-	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, body: body}
+	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, pub: p}
+	if j.rec, err = encodeRecord(j.record()); err != nil {
+		s.dropped.Add(1)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, err)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,116 +394,60 @@ func (p *publisher) Publish(ev udf.Event) error {
 	case s.closed:
 		s.dropped.Add(1)
 		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, ErrClosed)
-	case s.pending >= s.cfg.QueueSize:
+	case s.queued >= s.cfg.QueueSize:
 		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w (%d events pending)", ev.ID, p.t.name, ErrQueueFull, s.pending)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w (%d events pending)", ev.ID, p.t.name, ErrQueueFull, s.queued)
 	}
-	s.pending++
+	s.queued++
 	s.published.Add(1)
-	key := incidentKey{url: p.t.url, id: ev.ID}
-	inc := s.incidents[key]
-	if inc == nil {
-		inc = &incident{key: key}
-		s.incidents[key] = inc
-	}
-	inc.jobs = append(inc.jobs, j)
-	if !inc.busy && len(inc.jobs) == 1 {
-		s.ready = append(s.ready, inc)
-		s.cond.Signal()
-	}
+	s.cm.Lock()
+	p.unstored++
+	s.puts = append(s.puts, j)
+	s.cmWork.Signal()
+	s.cm.Unlock()
 	return nil
 }
 
-// work delivers events until the Sender is closed and nothing is ready.
-// An incident goes back to the end of the ready queue after each event, so
-// incidents take turns.
-func (s *Sender) work() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		for len(s.ready) == 0 && !s.closed {
-			s.cond.Wait()
-		}
-		if len(s.ready) == 0 {
-			return
-		}
-		inc := s.ready[0]
-		s.ready[0] = nil
-		s.ready = s.ready[1:]
-		j := inc.jobs[0]
-		inc.jobs[0] = nil
-		inc.jobs = inc.jobs[1:]
-		inc.busy = true
-		s.mu.Unlock()
-
-		s.deliver(j)
-
-		s.mu.Lock()
-		s.pending--
-		inc.busy = false
-		if s.aborted && len(inc.jobs) > 0 {
-			s.abandoned += len(inc.jobs)
-			s.dropped.Add(uint64(len(inc.jobs)))
-			s.pending -= len(inc.jobs)
-			inc.jobs = nil
-		}
-		if len(inc.jobs) > 0 {
-			s.ready = append(s.ready, inc)
-		} else {
-			delete(s.incidents, inc.key)
-		}
+// Flush waits until every event this publisher published is written to
+// the outbox (committed and synced to disk): the committer writes whatever
+// is waiting in one transaction, so concurrent Flush calls share it. It
+// returns an error when the write that covered some of them failed; those
+// events are still being delivered (from memory) and their write retried,
+// which a later Flush waits for.
+func (p *publisher) Flush() error {
+	s := p.s
+	s.cm.Lock()
+	defer s.cm.Unlock()
+	for p.unstored > 0 && p.err == nil && !s.cmGone {
+		s.cmDone.Wait()
 	}
-}
-
-// deliver sends one event, with retries, and logs and counts the outcome.
-func (s *Sender) deliver(j *job) {
-	err := s.send(j)
+	if p.unstored == 0 {
+		return nil
+	}
+	err := p.err
+	p.err = nil
 	if err == nil {
-		s.delivered.Add(1)
-		s.log.Debug("squadcast event delivered",
-			append(j.fields(), zap.Int("attempts", j.attempts), zap.Int("status", j.status))...)
-		return
+		err = ErrClosed
 	}
-	s.failed.Add(1)
-	var de *DeliveryError
-	if !errors.As(err, &de) {
-		de = &DeliveryError{Attempts: j.attempts, StatusCode: j.status, Err: err}
-	}
-	reason := "permanent failure"
-	switch {
-	case errors.Is(de.Err, ErrAborted):
-		reason = "aborted by shutdown"
-		s.mu.Lock()
-		s.abandoned++
-		s.mu.Unlock()
-	case j.retryable:
-		reason = "retries exhausted"
-	}
-	fields := append(j.fields(),
-		zap.String("reason", reason),
-		zap.Int("attempts", de.Attempts),
-		zap.Int("status", de.StatusCode),
-		zap.String("error", de.Err.Error()))
-	if de.Body != "" {
-		fields = append(fields, zap.String("response", de.Body))
-	}
-	s.log.Error("squadcast delivery failed", fields...)
+	return fmt.Errorf("make %d event(s) of endpoint %s durable: %w", p.unstored, p.t.name, err)
 }
 
-// send makes the HTTP request, with retries. Its error is a redacted *DeliveryError.
+// send makes one HTTP attempt. Its error is a redacted *DeliveryError.
 func (s *Sender) send(j *job) error {
 	ctx := context.WithValue(s.ctx, jobKey{}, j)
+	j.status, j.retryable, j.throttled, j.wait = 0, false, false, 0
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, j.target.url, j.body)
 	if err != nil {
-		return &DeliveryError{Err: redactError(fmt.Errorf("build request: %w", err), j.target.secrets)}
+		return &DeliveryError{Attempts: j.attempts, Err: redactError(fmt.Errorf("build request: %w", err), j.target.secrets)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.cfg.UserAgent)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var de *DeliveryError
-		if !errors.As(err, &de) {
-			// Do returns the context's error as is when it ends during a retry wait.
+		if errors.As(err, &de) {
+			de.Attempts = j.attempts
+		} else {
 			if s.ctx.Err() != nil {
 				err = fmt.Errorf("%w: %w", context.Cause(s.ctx), err)
 			}
@@ -382,13 +461,13 @@ func (s *Sender) send(j *job) error {
 }
 
 // requestLogHook runs before each attempt: it counts attempts and retries.
-func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, retry int) {
+func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, _ int) {
 	j := jobFrom(req.Context())
 	if j == nil {
 		return
 	}
 	j.attempts++
-	if retry > 0 {
+	if j.attempts > 1 {
 		s.retried.Add(1)
 	}
 	if ce := s.log.Check(zap.DebugLevel, "squadcast delivery attempt"); ce != nil {
@@ -396,84 +475,102 @@ func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, retry
 	}
 }
 
-// Stats are a Sender's counters since New.
+// Stats are a Sender's counters since New, and its current backlog.
 type Stats struct {
 	// Published counts events accepted by Publish.
 	Published uint64
 	// Delivered counts events Squadcast accepted (2xx).
 	Delivered uint64
-	// Retried counts retry attempts (attempts after the first of an event).
+	// Retried counts retry attempts (attempts after an event's first).
 	Retried uint64
-	// Failed counts events given up after at least one attempt.
-	Failed uint64
-	// Dropped counts events never attempted: refused by Publish (render
-	// error, queue full, closed) or discarded by Close.
+	// DeadLettered counts events given up: a permanent failure, or MaxAge.
+	DeadLettered uint64
+	// Dropped counts events Publish refused (render error, queue full, closed).
 	Dropped uint64
-	// Pending is the number of events queued or in flight now.
+	// Queued is the number of events in memory now: waiting to be written,
+	// to be sent, for a retry, or in flight.
+	Queued int
+	// Pending is the number of events in the outbox file still to deliver.
 	Pending int
 }
 
 // Stats returns the Sender's counters.
 func (s *Sender) Stats() Stats {
 	s.mu.Lock()
-	pending := s.pending
+	queued := s.queued
 	s.mu.Unlock()
 	return Stats{
-		Published: s.published.Load(),
-		Delivered: s.delivered.Load(),
-		Retried:   s.retried.Load(),
-		Failed:    s.failed.Load(),
-		Dropped:   s.dropped.Load(),
-		Pending:   pending,
+		Published:    s.published.Load(),
+		Delivered:    s.delivered.Load(),
+		Retried:      s.retried.Load(),
+		DeadLettered: s.deadLettered.Load(),
+		Dropped:      s.dropped.Load(),
+		Queued:       queued,
+		Pending:      int(s.stored.Load()),
 	}
 }
 
-// Close stops accepting events (Publish then returns ErrClosed) and waits for
-// the workers to deliver every pending event. When ctx ends first, it
-// discards the events not yet attempted, aborts the deliveries in flight
-// (retry waits included), waits for the workers to return, and reports how
-// many events were given up. Close may be called more than once.
+// Close stops accepting events (Publish then returns ErrClosed) and waits
+// until every event in memory is delivered or dead-lettered, or ctx ends.
+// Then it aborts the attempts in flight, writes the outbox a last time and
+// closes it. Events still pending then stay in the outbox, for the next
+// start: Close reports how many. Close may be called more than once; the
+// later calls return what the first returned.
 func (s *Sender) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Sender) close(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		s.cond.Broadcast()
+	s.closed = true
+	var drained chan struct{}
+	if s.queued > 0 {
+		s.drained = make(chan struct{})
+		drained = s.drained
 	}
 	s.mu.Unlock()
-
-	select {
-	case <-s.done:
-		s.finish()
-		return nil
-	case <-ctx.Done():
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+		}
 	}
+	s.shutdown(false)
 
 	s.mu.Lock()
-	s.aborted = true
-	for _, inc := range s.ready {
-		n := len(inc.jobs)
-		s.abandoned += n
-		s.pending -= n
-		s.dropped.Add(uint64(n))
-		delete(s.incidents, inc.key)
-	}
-	s.ready = nil
-	s.mu.Unlock()
-	s.cancel(ErrAborted)
-	<-s.done
-	s.finish()
-
-	s.mu.Lock()
-	n := s.abandoned
+	n := s.queued
 	s.mu.Unlock()
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("close squadcast sender: gave up %d pending event(s): %w", n, context.Cause(ctx))
+	return fmt.Errorf("close squadcast sender: %d event(s) still pending, kept in the outbox for the next start: %w", n, context.Cause(ctx))
 }
 
-// finish releases what the workers used.
-func (s *Sender) finish() {
+// shutdown stops the workers (aborting attempts in flight) and the
+// scheduler, then the committer (at once when kill, which simulates a
+// crash in tests; else after writing what is queued), and closes the outbox.
+func (s *Sender) shutdown(kill bool) {
+	s.mu.Lock()
+	s.stopping = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 	s.cancel(ErrAborted)
+	close(s.stop)
+	s.wg.Wait()
+
+	s.cm.Lock()
+	if kill {
+		s.cmKill = true
+	}
+	s.cmStop = true
+	s.cmWork.Broadcast()
+	s.cm.Unlock()
+	close(s.cmWake)
+	<-s.cmExited
+
+	if err := s.outbox.Close(); err != nil {
+		s.log.Error("cannot close the outbox", zap.Error(err))
+	}
 	s.transport.CloseIdleConnections()
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,7 +75,6 @@ func TestPerIncidentOrdering(t *testing.T) {
 	s, _, _ := newTestSender(t, Config{
 		Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey, Format: FormatIncidentWebhook}},
 		Workers:   8,
-		RetryMax:  100, // 0.2^101: never exhausted
 	})
 
 	var wg sync.WaitGroup
@@ -118,9 +118,10 @@ func TestPerIncidentOrdering(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, uint64(incidents*perInc), st.Published)
 	require.Equal(t, uint64(incidents*perInc), st.Delivered)
-	require.Zero(t, st.Failed)
+	require.Zero(t, st.DeadLettered)
 	require.Zero(t, st.Dropped)
-	require.Zero(t, st.Pending)
+	require.Zero(t, st.Queued)
+	require.Zero(t, st.Pending, "every delivered event was deleted from the outbox")
 	require.Positive(t, st.Retried, "the server failed some requests")
 	require.Greater(t, maxParallel.Load(), int64(1), "incidents are delivered in parallel")
 }
@@ -182,6 +183,7 @@ func TestFairness(t *testing.T) {
 	}
 	require.NoError(t, p.Publish(ev("b", 0)))
 	require.NoError(t, p.Publish(ev("b", 1)))
+	require.NoError(t, p.(udf.Flusher).Flush()) // all written and scheduled
 	g.open()
 	closeAndWait(t, s)
 
@@ -207,7 +209,8 @@ func TestQueueFull(t *testing.T) {
 	require.ErrorContains(t, err, `"one-too-many"`)
 	require.ErrorContains(t, err, "3 events pending")
 	require.NotContains(t, err.Error(), secretKey)
-	require.Equal(t, Stats{Published: 3, Dropped: 1, Pending: 3}, s.Stats())
+	require.NoError(t, p.(udf.Flusher).Flush())
+	require.Equal(t, Stats{Published: 3, Dropped: 1, Queued: 3, Pending: 3}, s.Stats())
 
 	g.open()
 	closeAndWait(t, s)
@@ -237,15 +240,15 @@ func TestCloseDrains(t *testing.T) {
 	require.NoError(t, s.Close(context.Background()), "Close twice is fine")
 }
 
-// TestCloseAborts: when Close's context ends, the event in flight is aborted
-// and the queued ones are dropped; Close reports them and the workers exit.
+// TestCloseAborts: when Close's context ends, the attempt in flight is
+// aborted; it and the queued events stay in the outbox, and Close says so.
 func TestCloseAborts(t *testing.T) {
 	g := newGate(t)
 	s, logs, _ := newTestSender(t, Config{Endpoints: []Endpoint{{Name: "default", URL: g.URL + "/k/" + secretKey}}, Workers: 1})
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	for i := range 5 {
-		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i % 2), Level: udf.Critical}))
+		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i % 2), Message: strconv.Itoa(i), Level: udf.Critical}))
 	}
 	<-g.arrived // one in flight, four queued
 
@@ -253,13 +256,18 @@ func TestCloseAborts(t *testing.T) {
 	cancel()
 	err = s.Close(ctx)
 	require.ErrorIs(t, err, context.Canceled)
-	require.ErrorContains(t, err, "gave up 5 pending event(s)")
-	require.Equal(t, Stats{Published: 5, Failed: 1, Dropped: 4}, s.Stats())
+	require.ErrorContains(t, err, "5 event(s) still pending, kept in the outbox")
+	require.Equal(t, Stats{Published: 5, Queued: 5, Pending: 5}, s.Stats())
 	requireDone(t, s)
-	failed := entriesWith(logs, "squadcast delivery failed")
-	require.Len(t, failed, 1)
-	require.Equal(t, "aborted by shutdown", failed[0].ContextMap()["reason"])
+	aborted := entriesWith(logs, "squadcast delivery aborted by shutdown; the event stays in the outbox")
+	require.Len(t, aborted, 1)
+	require.Empty(t, entriesWith(logs, "squadcast event dead-lettered"))
 	require.Len(t, g.received(), 1)
+
+	o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
+	require.NoError(t, err)
+	defer o.Close()
+	require.Equal(t, []string{"pending:0", "pending:1", "pending:0", "pending:1", "pending:0"}, states(listOutbox(t, o)))
 }
 
 // TestSameURLSharesIncidents: two publishers (different endpoint names, same
@@ -290,13 +298,15 @@ func TestSameURLSharesIncidents(t *testing.T) {
 func requireDone(t *testing.T, s *Sender) {
 	t.Helper()
 	select {
-	case <-s.done:
+	case <-s.cmExited:
 	default:
-		t.Fatal("workers still running after Close returned")
+		t.Fatal("committer still running after Close returned")
 	}
 	// No goroutine of this package's is left (tests do not run in parallel,
-	// and earlier tests closed their Senders).
+	// and earlier tests closed their Senders); the committer may still be
+	// returning from its function.
 	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	require.NotContains(t, stacks, "squadcast.(*Sender).")
+	require.Eventually(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "squadcast.(*Sender).")
+	}, 10*time.Second, time.Millisecond, "goroutines of a Sender are left")
 }

@@ -31,6 +31,9 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	kapacitorURL    string
 	udfName         string
+	rateLimit       squadcast.RateLimit
+	retryMaxWait    time.Duration
+	maxAge          time.Duration
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
@@ -45,7 +48,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
 	fs.StringVar(&c.kapacitorURL, "kapacitor-url", "", "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
 	fs.StringVar(&c.udfName, "udf-name", "squadcast", "the UDF's `name` in kapacitor.conf ([udf.functions.NAME]): which tasks --kapacitor-url restarts")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take (what is left stays in the outbox)")
+	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
+	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", squadcast.DefaultRetryWaitMax, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
+	fs.DurationVar(&c.maxAge, "max-age", squadcast.DefaultMaxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -93,9 +99,18 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 
-	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery")}
+	if c.retryMaxWait < squadcast.DefaultRetryWaitMin {
+		return fmt.Errorf("--retry-max-wait must be at least %s, got %s", squadcast.DefaultRetryWaitMin, c.retryMaxWait)
+	}
+	if c.maxAge <= 0 {
+		return fmt.Errorf("--max-age must be positive, got %s", c.maxAge)
+	}
+	if !c.rateLimit.IsZero() && c.url == "" {
+		return errors.New("--rate-limit limits the default endpoint: it needs --url or SQUADCAST_WEBHOOK_URL")
+	}
+	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge}
 	if c.url != "" {
-		cfg.Endpoints = append(cfg.Endpoints, squadcast.Endpoint{Name: udf.DefaultEndpoint, URL: c.url, Format: c.format})
+		cfg.Endpoints = append(cfg.Endpoints, squadcast.Endpoint{Name: udf.DefaultEndpoint, URL: c.url, Format: c.format, RateLimit: c.rateLimit})
 	}
 	sender, err := squadcast.New(cfg)
 	if err != nil {
@@ -107,13 +122,13 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 
 	ln, err := listenUnix(c.socket)
 	if err != nil {
-		_ = sender.Close(context.Background())
+		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
 	state, err := udf.OpenDataDirState(c.dataDir)
 	if err != nil {
 		ln.Close()
-		_ = sender.Close(context.Background())
+		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
 	defer state.Close()
@@ -147,9 +162,16 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	if err := sender.Close(sctx); err != nil {
-		log.Warn("deliveries still pending at shutdown were abandoned", zap.Error(err))
+		log.Warn("events still pending at shutdown stay in the outbox for the next start", zap.Error(err))
 	}
 	return errors.Join(err, closeErr)
+}
+
+// closedContext returns a context that is already done.
+func closedContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // listenUnix listens on a unix socket at path, replacing a stale socket left

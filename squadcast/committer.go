@@ -1,0 +1,223 @@
+package squadcast
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// The committer is the one goroutine that writes the outbox. Publish queues
+// new events (already encoded) and the workers queue the outcome of their
+// attempts; the committer takes whatever is waiting and writes it in one
+// transaction (group commit: one fsync for many events), then wakes the
+// Flush calls waiting for it and hands the new events to the scheduler.
+//
+// A failed transaction is retried as a whole, with whatever arrived since,
+// after a short pause; its new events are delivered from memory meanwhile,
+// and Flush reports the failure to their publishers.
+//
+// The fields of job it owns: seq, gone, released and rec.
+
+// opKind is what an op does to a stored event.
+type opKind int8
+
+const (
+	// opUpdate rewrites a pending event after a failed attempt.
+	opUpdate opKind = iota
+	// opDelete deletes a delivered event.
+	opDelete
+	// opDead moves an event to the dead letters.
+	opDead
+)
+
+// op is an outcome to write; data is the record for opUpdate and opDead.
+type op struct {
+	kind opKind
+	j    *job
+	data []byte
+}
+
+// Commit retry pauses after a failed transaction.
+const (
+	commitRetryMin = 100 * time.Millisecond
+	commitRetryMax = 2 * time.Second
+)
+
+// queueOp queues an outcome for the committer. It may be called with s.mu held.
+func (s *Sender) queueOp(o op) {
+	s.cm.Lock()
+	s.ops = append(s.ops, o)
+	s.cmWork.Signal()
+	s.cm.Unlock()
+}
+
+// commitLoop runs the committer until stopCommitter (after writing what
+// is queued) or kill.
+func (s *Sender) commitLoop() {
+	defer close(s.cmExited)
+	failures := 0
+	for {
+		s.cm.Lock()
+		for len(s.puts) == 0 && len(s.ops) == 0 && !s.cmStop && !s.cmKill {
+			s.cmWork.Wait()
+		}
+		if s.cmKill || len(s.puts) == 0 && len(s.ops) == 0 {
+			s.cmGone = true
+			s.cmDone.Broadcast()
+			s.cm.Unlock()
+			return
+		}
+		stopping := s.cmStop
+		puts, ops := s.puts, s.ops
+		s.puts, s.ops = nil, nil
+		s.cm.Unlock()
+
+		err := s.commit(puts, ops)
+
+		// Schedule the new events before waking Flush: once Flush returns,
+		// its events are written and scheduled.
+		var fresh []*job
+		for _, j := range puts {
+			if !j.released {
+				j.released = true
+				fresh = append(fresh, j)
+			}
+		}
+		if len(fresh) > 0 {
+			s.enqueue(fresh)
+		}
+		s.cm.Lock()
+		if err != nil {
+			for _, j := range puts {
+				if j.pub != nil {
+					j.pub.err = err
+				}
+			}
+			// Retry the whole batch first, then what arrived since.
+			s.puts = append(puts, s.puts...)
+			s.ops = append(ops, s.ops...)
+		} else {
+			for _, j := range puts {
+				if j.pub != nil {
+					j.pub.unstored--
+					if j.pub.unstored == 0 {
+						j.pub.err = nil
+					}
+				}
+			}
+		}
+		s.cmDone.Broadcast()
+		s.cm.Unlock()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		if stopping {
+			s.log.Error("cannot write the outbox at shutdown: events not yet written are lost, and delivered ones may be sent again after a restart",
+				zap.Int("events_not_written", len(puts)), zap.Error(err))
+			s.cm.Lock()
+			s.puts, s.ops = nil, nil
+			s.cmGone = true
+			s.cmDone.Broadcast()
+			s.cm.Unlock()
+			return
+		}
+		pause := min(commitRetryMin<<min(failures-1, 16), commitRetryMax)
+		s.log.Error("cannot write the outbox; delivering its new events from memory, and retrying the write",
+			zap.Int("events", len(puts)), zap.Int("outcomes", len(ops)), zap.Duration("retry_in", pause), zap.Error(err))
+		select {
+		case <-time.After(pause):
+		case <-s.cmWake:
+		}
+	}
+}
+
+// commit writes one batch in one transaction. On failure it undoes what it
+// recorded in the jobs, so that the batch can be retried as is.
+func (s *Sender) commit(puts []*job, ops []op) (err error) {
+	if s.hooks.beforeCommit != nil {
+		if err := s.hooks.beforeCommit(); err != nil {
+			return err
+		}
+	}
+	var assigned, gone []*job
+	delta := 0
+	err = s.outbox.update(func(tx *bolt.Tx) error {
+		pending, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDead)
+		for _, j := range puts {
+			if j.gone || j.seq != 0 {
+				continue // delivered (from memory) before it could be written
+			}
+			seq, err := pending.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := pending.Put(seqKey(seq), j.rec); err != nil {
+				return err
+			}
+			j.seq = seq
+			assigned = append(assigned, j)
+			delta++
+		}
+		for _, o := range ops {
+			j := o.j
+			switch o.kind {
+			case opUpdate:
+				if j.seq == 0 {
+					continue
+				}
+				if err := pending.Put(seqKey(j.seq), o.data); err != nil {
+					return err
+				}
+			case opDelete:
+				if j.seq == 0 {
+					j.gone = true
+					gone = append(gone, j)
+					continue
+				}
+				if err := pending.Delete(seqKey(j.seq)); err != nil {
+					return err
+				}
+				delta--
+			case opDead:
+				seq := j.seq
+				if seq == 0 {
+					j.gone = true
+					gone = append(gone, j)
+					next, err := pending.NextSequence()
+					if err != nil {
+						return err
+					}
+					seq = next
+				} else {
+					if err := pending.Delete(seqKey(seq)); err != nil {
+						return err
+					}
+					delta--
+				}
+				if err := dead.Put(seqKey(seq), o.data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, j := range assigned {
+			j.seq = 0
+		}
+		for _, j := range gone {
+			j.gone = false
+		}
+		return fmt.Errorf("write outbox %s: %w", s.outbox.path, err)
+	}
+	for _, j := range assigned {
+		j.rec = nil // on disk now; the body stays in memory for delivery
+	}
+	s.stored.Add(int64(delta))
+	s.commits.Add(1)
+	return nil
+}

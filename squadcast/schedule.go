@@ -1,0 +1,368 @@
+package squadcast
+
+import (
+	"container/heap"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// Scheduling. An incident (webhook URL and alert id) is a queue of events
+// delivered strictly one at a time, in order. An incident whose head event
+// may go now is in the ready queue, which the workers take from in turn; one
+// that must wait (a retry's backoff, a paused endpoint, a rate limit) is in
+// the waiting heap, ordered by when it may go, and the scheduler goroutine
+// moves it to the ready queue then. A worker makes one HTTP attempt and
+// returns the incident to the scheduler, so a long backoff never holds a
+// worker. Everything here is guarded by Sender.mu.
+
+// endpointState is what the incidents of one webhook URL share: a rate
+// limit and a pause after Squadcast throttled it (429, or 503 with Retry-After).
+type endpointState struct {
+	limit       RateLimit
+	limiter     *rate.Limiter // nil without a limit
+	pausedUntil time.Time
+}
+
+// endpoint returns the state of a URL, creating it. When URLs are shared by
+// endpoints with different rate limits, the strictest applies.
+func (s *Sender) endpoint(url string, limit RateLimit) *endpointState {
+	ep := s.hosts[url]
+	if ep == nil {
+		ep = &endpointState{}
+		s.hosts[url] = ep
+	}
+	if limit.stricter(ep.limit) {
+		ep.limit = limit
+		if ep.limiter == nil {
+			ep.limiter = rate.NewLimiter(limit.limit(), 1)
+		} else {
+			ep.limiter.SetLimitAt(s.clock.Now(), limit.limit())
+		}
+	}
+	return ep
+}
+
+type incidentKey struct{ url, id string }
+
+// incident is the queue of one incident's events.
+type incident struct {
+	key  incidentKey
+	ep   *endpointState
+	jobs []*job
+	busy bool // its head is in flight
+
+	queued   bool      // in the ready queue
+	heapIdx  int       // index in the waiting heap, -1 when not in it
+	due      time.Time // when it may go, while in the waiting heap
+	reserved bool      // its head holds a rate-limit reservation
+}
+
+// waitHeap orders waiting incidents by due time.
+type waitHeap []*incident
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *waitHeap) Push(x any) {
+	inc := x.(*incident)
+	inc.heapIdx = len(*h)
+	*h = append(*h, inc)
+}
+func (h *waitHeap) Pop() any {
+	old := *h
+	inc := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	inc.heapIdx = -1
+	return inc
+}
+
+// enqueue adds committed (or memory-only) events to their incidents, in order.
+func (s *Sender) enqueue(jobs []*job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	for _, j := range jobs {
+		key := incidentKey{url: j.target.url, id: j.id}
+		inc := s.incidents[key]
+		if inc == nil {
+			inc = &incident{key: key, ep: s.endpoint(j.target.url, j.target.rate), heapIdx: -1}
+			s.incidents[key] = inc
+		}
+		inc.jobs = append(inc.jobs, j)
+		if len(inc.jobs) == 1 && !inc.busy {
+			s.schedule(inc, now)
+		}
+	}
+}
+
+// schedule puts an idle incident with events in the ready queue, or in the
+// waiting heap until its head may go: not before the head's next attempt,
+// nor while its endpoint is paused, nor before its rate limit allows.
+func (s *Sender) schedule(inc *incident, now time.Time) {
+	due := inc.jobs[0].next
+	if inc.ep.pausedUntil.After(due) {
+		due = inc.ep.pausedUntil
+	}
+	if due.After(now) {
+		s.wait(inc, due)
+		return
+	}
+	if inc.ep.limiter != nil && !inc.reserved {
+		inc.reserved = true
+		if d := inc.ep.limiter.ReserveN(now, 1).DelayFrom(now); d > 0 {
+			s.wait(inc, now.Add(d))
+			return
+		}
+	}
+	inc.queued = true
+	s.ready = append(s.ready, inc)
+	s.cond.Signal()
+}
+
+// wait puts inc in the waiting heap until due, waking the scheduler when
+// that is sooner than what it waits for.
+func (s *Sender) wait(inc *incident, due time.Time) {
+	inc.due = due
+	heap.Push(&s.waiting, inc)
+	if s.waiting[0] == inc {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// scheduleLoop moves waiting incidents to the ready queue when they are due.
+func (s *Sender) scheduleLoop() {
+	for {
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			return
+		}
+		now := s.clock.Now()
+		for len(s.waiting) > 0 && !s.waiting[0].due.After(now) {
+			s.schedule(heap.Pop(&s.waiting).(*incident), now)
+		}
+		var next time.Time
+		if len(s.waiting) > 0 {
+			next = s.waiting[0].due
+		}
+		s.mu.Unlock()
+
+		var fire <-chan time.Time
+		release := func() {}
+		if !next.IsZero() {
+			fire, release = s.clock.At(next)
+		}
+		select {
+		case <-s.wake:
+		case <-fire:
+		case <-s.stop:
+		}
+		release()
+	}
+}
+
+// work delivers events until the Sender stops. An incident goes back to
+// the scheduler after each attempt, so incidents take turns.
+func (s *Sender) work() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		for len(s.ready) == 0 && !s.stopping {
+			s.cond.Wait()
+		}
+		if s.stopping {
+			return
+		}
+		inc := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		inc.queued = false
+		now := s.clock.Now()
+		if inc.ep.pausedUntil.After(now) {
+			// Its endpoint was throttled since it became ready.
+			s.schedule(inc, now)
+			continue
+		}
+		j := inc.jobs[0]
+		inc.busy, inc.reserved = true, false
+		s.mu.Unlock()
+
+		err := s.send(j)
+		res := s.outcome(j, err)
+		res.log(s, j)
+
+		s.mu.Lock()
+		s.finish(inc, j, res)
+	}
+}
+
+// attemptResult is what one attempt means for its event.
+type attemptResult struct {
+	kind    resultKind
+	err     *DeliveryError // nil when delivered
+	wait    time.Duration  // before the next attempt (resultRetry)
+	next    time.Time
+	reason  string // why it was dead-lettered
+	later   int    // the incident's later events (set by finish, for the dead-letter log)
+	paused  bool   // the endpoint is paused until next
+	elapsed time.Duration
+	data    []byte // the record to write (resultRetry, resultDead), nil if it cannot be encoded
+}
+
+type resultKind int8
+
+const (
+	resultDelivered resultKind = iota
+	resultRetry
+	resultDead
+	resultAborted
+)
+
+// Reasons for dead letters.
+const (
+	reasonPermanent = "permanent failure"
+	reasonMaxAge    = "max age exceeded"
+)
+
+// outcome classifies an attempt's result and, for a retry, sets when the
+// next attempt may be: after the backoff, but not later than the event's
+// max age (that attempt is its last); it encodes the record to write. It
+// runs on the worker, which owns j until finish.
+func (s *Sender) outcome(j *job, err error) attemptResult {
+	if err == nil {
+		return attemptResult{kind: resultDelivered}
+	}
+	var de *DeliveryError
+	if !errors.As(err, &de) {
+		de = &DeliveryError{Attempts: j.attempts, StatusCode: j.status, Err: err}
+	}
+	if s.ctx.Err() != nil || errors.Is(de.Err, ErrAborted) {
+		return attemptResult{kind: resultAborted, err: de}
+	}
+	now := s.clock.Now()
+	j.lastErr = de.summary()
+	r := attemptResult{kind: resultDead, err: de, reason: reasonPermanent}
+	deadline := j.created.Add(s.cfg.MaxAge)
+	switch {
+	case !j.retryable:
+	case !now.Before(deadline):
+		r.reason, r.elapsed = reasonMaxAge, now.Sub(j.created)
+	default:
+		next := now.Add(j.wait)
+		if next.After(deadline) {
+			next = deadline
+		}
+		j.next = next
+		r = attemptResult{kind: resultRetry, err: de, wait: next.Sub(now), next: next, paused: j.throttled}
+	}
+	rec := j.record()
+	if r.kind == resultDead {
+		rec.DeadReason, rec.DeadAt = r.reason, now
+	}
+	if data, err := encodeRecord(rec); err == nil {
+		r.data = data
+	} else {
+		s.log.Error("cannot encode an outbox record", append(j.fields(), zap.Error(err))...)
+	}
+	return r
+}
+
+// log logs an attempt's result (before finish: dead letters are logged by finish).
+func (r *attemptResult) log(s *Sender, j *job) {
+	switch r.kind {
+	case resultDelivered:
+		if ce := s.log.Check(zap.DebugLevel, "squadcast event delivered"); ce != nil {
+			ce.Write(append(j.fields(), zap.Int("attempts", j.attempts), zap.Int("status", j.status))...)
+		}
+	case resultRetry:
+		fields := append(j.fields(),
+			zap.Int("attempt", j.attempts),
+			zap.Int("status", r.err.StatusCode),
+			zap.String("error", r.err.Err.Error()),
+			zap.Duration("retry_in", r.wait))
+		if r.paused {
+			fields = append(fields, zap.Bool("endpoint_paused", true))
+		}
+		s.log.Warn("squadcast delivery attempt failed, will retry", fields...)
+	case resultAborted:
+		s.log.Info("squadcast delivery aborted by shutdown; the event stays in the outbox",
+			append(j.fields(), zap.Int("attempt", j.attempts))...)
+	}
+}
+
+// finish records an attempt's result, with s.mu held: it updates the
+// incident and the outbox, and gives the incident back to the scheduler.
+func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
+	inc.busy = false
+	switch r.kind {
+	case resultAborted:
+		// The event stays as it is on disk; the Sender is stopping.
+		return
+	case resultRetry:
+		if r.paused && r.next.After(inc.ep.pausedUntil) {
+			inc.ep.pausedUntil = r.next
+		}
+		if r.data != nil {
+			s.queueOp(op{kind: opUpdate, j: j, data: r.data})
+		}
+		s.schedule(inc, s.clock.Now())
+		return
+	case resultDelivered:
+		s.delivered.Add(1)
+		s.queueOp(op{kind: opDelete, j: j})
+	case resultDead:
+		s.deadLettered.Add(1)
+		if r.data != nil {
+			s.queueOp(op{kind: opDead, j: j, data: r.data})
+		} else {
+			s.queueOp(op{kind: opDelete, j: j})
+		}
+	}
+	inc.jobs[0] = nil
+	inc.jobs = inc.jobs[1:]
+	s.queued--
+	if r.kind == resultDead {
+		r.later = len(inc.jobs)
+		s.logDead(j, r)
+	}
+	if len(inc.jobs) > 0 {
+		s.schedule(inc, s.clock.Now())
+	} else {
+		delete(s.incidents, inc.key)
+	}
+	if s.queued == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// logDead logs a dead letter at error level.
+func (s *Sender) logDead(j *job, r attemptResult) {
+	fields := append(j.fields(),
+		zap.String("reason", r.reason),
+		zap.Int("attempts", j.attempts),
+		zap.Int("status", r.err.StatusCode),
+		zap.String("error", r.err.Err.Error()))
+	if r.err.Body != "" {
+		fields = append(fields, zap.String("response", r.err.Body))
+	}
+	if r.reason == reasonMaxAge {
+		fields = append(fields, zap.Duration("age", r.elapsed))
+	}
+	if r.later > 0 {
+		// Order is kept for what remains: the next event goes next.
+		fields = append(fields, zap.Int("later_events", r.later),
+			zap.String("then", "the incident's later events are still delivered"))
+	}
+	s.log.Error("squadcast event dead-lettered", fields...)
+}
