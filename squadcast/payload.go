@@ -127,6 +127,7 @@ type incidentWebhook struct {
 	Tags        map[string]string `json:"tags"`
 	Status      string            `json:"status"`
 	EventID     string            `json:"event_id"`
+	Priority    string            `json:"priority,omitempty"`
 }
 
 // Incident Webhook statuses.
@@ -136,10 +137,12 @@ const (
 )
 
 // RenderIncidentWebhook renders ev as a Squadcast Incident Webhook (API v2)
-// body: {"message","description","tags","status","event_id"}. The status is
-// "resolve" for level OK and "trigger" otherwise; event_id is the alert ID;
-// tags are the point's tags plus "level" (which wins over a point tag of
-// that name). An empty message becomes "<id> is <level>" and an empty
+// body: {"message","description","tags","status","event_id","priority"}. The
+// status is "resolve" for level OK and "trigger" otherwise; event_id is the
+// alert ID; tags are the point's tags, then the task's .tag()s (which win
+// over a point tag of the same key), then "level" (which wins over both);
+// priority is ev.Priority on a trigger, and left out when empty or on a
+// resolve. An empty message becomes "<id> is <level>" and an empty
 // description the message, since Squadcast needs both to trigger.
 //
 // A body over MaxIncidentWebhookBody has its description cut at a UTF-8
@@ -149,12 +152,14 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	p := incidentWebhook{
 		Message:     ev.Message,
 		Description: ev.Details,
-		Tags:        make(map[string]string, len(ev.Tags)+1),
+		Tags:        make(map[string]string, len(ev.Tags)+len(ev.ExtraTags)+1),
 		Status:      statusTrigger,
 		EventID:     ev.ID,
 	}
 	if ev.Level == udf.OK {
 		p.Status = statusResolve
+	} else {
+		p.Priority = ev.Priority
 	}
 	if p.Message == "" {
 		p.Message = ev.ID + " is " + ev.Level.String()
@@ -163,6 +168,9 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 		p.Description = p.Message
 	}
 	for k, v := range ev.Tags {
+		p.Tags[k] = v
+	}
+	for k, v := range ev.ExtraTags {
 		p.Tags[k] = v
 	}
 	p.Tags["level"] = ev.Level.String()

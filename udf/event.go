@@ -59,6 +59,10 @@ type Destination struct {
 	URL string
 	// Format is the payload format (option .format): "kapacitor" or "incident-webhook".
 	Format string
+	// IncidentOnly names the options the task gave that only the
+	// incident-webhook format has a field for ("tag", "priority"): a Sink
+	// must refuse them for another format.
+	IncidentOnly []string
 }
 
 // Event is one alert event: a level change (or, later, a re-notification)
@@ -86,6 +90,13 @@ type Event struct {
 	// Tags and Fields are the point's; fields are float64, int64, string or bool.
 	Tags   map[string]string
 	Fields map[string]interface{}
+
+	// ExtraTags are the task's .tag()s, added to an Incident Webhook's tags
+	// after Tags (they win over a point tag of the same key); never modified.
+	ExtraTags map[string]string
+	// Priority is the Incident Webhook priority ("P1".."P5") of a non-OK
+	// event, "" for none.
+	Priority string
 }
 
 // Publisher takes the events of one task node. Publish must return quickly:

@@ -340,6 +340,8 @@ func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, er
 		Group:         group,
 		Tags:          p.Tags,
 		Fields:        fields,
+		ExtraTags:     h.opts.Tags,
+		Priority:      h.opts.Priorities[level],
 	}, nil
 }
 

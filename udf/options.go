@@ -31,7 +31,16 @@ const (
 	optAllEvents    = "allEvents"
 	optLevelField   = "levelField"
 	optLevelTag     = "levelTag"
+	optTag          = "tag"
+	optPriority     = "priority"
 )
+
+// repeatable lists the options that may be given more than once.
+var repeatable = map[string]bool{optTag: true, optPriority: true}
+
+// DefaultPriorities are the Incident Webhook priorities of the levels a
+// task gives no .priority() for.
+var DefaultPriorities = [Critical + 1]string{Info: "P5", Warning: "P3", Critical: "P1"}
 
 // DefaultEndpoint is the endpoint events go to when a task names none.
 const DefaultEndpoint = "default"
@@ -41,6 +50,7 @@ const DefaultHistory = 21
 
 var (
 	tString   = []agent.ValueType{agent.ValueType_STRING}
+	tStrings2 = []agent.ValueType{agent.ValueType_STRING, agent.ValueType_STRING}
 	tDoubles2 = []agent.ValueType{agent.ValueType_DOUBLE, agent.ValueType_DOUBLE}
 	tInt      = []agent.ValueType{agent.ValueType_INT}
 	tDuration = []agent.ValueType{agent.ValueType_DURATION}
@@ -69,6 +79,8 @@ var optionInfo = map[string]*agent.OptionInfo{
 	optAllEvents:    {ValueTypes: tNone},
 	optLevelField:   {ValueTypes: tString},
 	optLevelTag:     {ValueTypes: tString},
+	optTag:          {ValueTypes: tStrings2},
+	optPriority:     {ValueTypes: tStrings2},
 }
 
 // levelOptions maps each level to the options that set its expression and
@@ -105,6 +117,14 @@ type TaskOptions struct {
 	FlapLow, FlapHigh float64
 	History           int
 
+	// Tags are the extra Incident Webhook tags of .tag(key, value), nil
+	// without any. They are added after the point's tags: a .tag() wins over
+	// a point tag of the same key.
+	Tags map[string]string
+	// Priorities holds the Incident Webhook priority ("P1".."P5") of each
+	// non-OK level: DefaultPriorities, changed by .priority(level, p).
+	Priorities [Critical + 1]string
+
 	// Destination says where events go.
 	Destination Destination
 }
@@ -113,13 +133,14 @@ type TaskOptions struct {
 // *OptionError naming the option and, where it is not a secret, the value.
 func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	vals := make(map[string][]*agent.OptionValue, len(opts))
+	var repeated []*agent.Option // the calls of repeatable options, in order
 	for _, o := range opts {
 		name := o.GetName()
 		info, ok := optionInfo[name]
 		if !ok {
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
-		if _, dup := vals[name]; dup {
+		if _, dup := vals[name]; dup && !repeatable[name] {
 			return nil, &OptionError{Option: name, Reason: "given more than once; give it once"}
 		}
 		v := o.GetValues()
@@ -132,6 +153,9 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 			}
 		}
 		vals[name] = v
+		if repeatable[name] {
+			repeated = append(repeated, o)
+		}
 	}
 	str := func(name string) (string, bool) {
 		v, ok := vals[name]
@@ -142,7 +166,7 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	}
 	has := func(name string) bool { _, ok := vals[name]; return ok }
 
-	to := &TaskOptions{History: DefaultHistory}
+	to := &TaskOptions{History: DefaultHistory, Priorities: DefaultPriorities}
 	nlevels := 0
 	for _, lo := range levelOptions {
 		for _, o := range []struct {
@@ -238,6 +262,10 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 		to.History = int(n)
 	}
 
+	if err := to.parseIncidentOptions(repeated); err != nil {
+		return nil, err
+	}
+
 	endpoint, hasEndpoint := str(optEndpoint)
 	url, hasURL := str(optURL)
 	format, _ := str(optFormat)
@@ -251,7 +279,56 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	if endpoint == "" && url == "" {
 		to.Destination.Endpoint = DefaultEndpoint
 	}
+	if has(optTag) {
+		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optTag)
+	}
+	if has(optPriority) {
+		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optPriority)
+	}
 	return to, nil
+}
+
+// parseIncidentOptions reads the calls of .tag(key, value) and
+// .priority(level, p), in the order they were given.
+func (to *TaskOptions) parseIncidentOptions(calls []*agent.Option) error {
+	var prioritySet [Critical + 1]bool
+	for _, o := range calls {
+		a, b := o.GetValues()[0].GetStringValue(), o.GetValues()[1].GetStringValue()
+		value := quote(a) + ", " + quote(b)
+		switch o.GetName() {
+		case optTag:
+			switch {
+			case a == "":
+				return &OptionError{Option: optTag, Value: value, Reason: "empty tag key"}
+			case a == "level":
+				return &OptionError{Option: optTag, Value: value, Reason: "the tag 'level' is the event's level, set by the daemon: use another key"}
+			case !utf8.ValidString(a) || !utf8.ValidString(b):
+				return &OptionError{Option: optTag, Value: value, Reason: "not valid UTF-8"}
+			}
+			if _, dup := to.Tags[a]; dup {
+				return &OptionError{Option: optTag, Value: value, Reason: "the tag " + quote(a) + " is given more than once"}
+			}
+			if to.Tags == nil {
+				to.Tags = make(map[string]string)
+			}
+			to.Tags[a] = b
+		case optPriority:
+			l, err := ParseLevel(a)
+			if err != nil || l == OK {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the level must be CRITICAL, WARNING or INFO (a resolve has no priority)"}
+			}
+			p := strings.ToUpper(b)
+			if len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the priority must be one of 'P1', 'P2', 'P3', 'P4', 'P5'"}
+			}
+			if prioritySet[l] {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the priority of " + l.String() + " is given more than once"}
+			}
+			prioritySet[l] = true
+			to.Priorities[l] = p
+		}
+	}
+	return nil
 }
 
 // typeName names a value type as TICKscript writes it.
