@@ -64,22 +64,39 @@ type kapacitorRow struct {
 // RenderKapacitor renders ev as the alert JSON Kapacitor's .post() handler
 // sends: json.NewEncoder(w).Encode(alert.Data), trailing newline included,
 // with the point as the one row of data.series, its columns "time" then the
-// field names sorted (as edge.pointMessage.ToRow builds them).
+// field names sorted (as edge.pointMessage.ToRow builds them); for a batch
+// event (ev.Columns set), the batch's rows.
 //
 // One difference: a NaN or infinite float field is rendered as null, where
 // Kapacitor fails to encode the alert and sends nothing.
 func RenderKapacitor(ev udf.Event) ([]byte, error) {
 	t := ev.Time.UTC()
-	columns := make([]string, 1, len(ev.Fields)+1)
-	columns[0] = "time"
-	for f := range ev.Fields {
-		columns = append(columns, f)
-	}
-	sort.Strings(columns[1:])
-	values := make([]interface{}, len(columns))
-	values[0] = t
-	for i, c := range columns[1:] {
-		values[i+1] = jsonSafeValue(ev.Fields[c])
+	var columns []string
+	var rows [][]interface{}
+	if ev.Columns != nil {
+		// A batch: its rows, as the alert node's BufferedBatchMessage.ToRow.
+		columns = ev.Columns
+		rows = make([][]interface{}, len(ev.Values))
+		for i, r := range ev.Values {
+			row := make([]interface{}, len(r))
+			for j, v := range r {
+				row[j] = jsonSafeValue(v)
+			}
+			rows[i] = row
+		}
+	} else {
+		columns = make([]string, 1, len(ev.Fields)+1)
+		columns[0] = "time"
+		for f := range ev.Fields {
+			columns = append(columns, f)
+		}
+		sort.Strings(columns[1:])
+		values := make([]interface{}, len(columns))
+		values[0] = t
+		for i, c := range columns[1:] {
+			values[i+1] = jsonSafeValue(ev.Fields[c])
+		}
+		rows = [][]interface{}{values}
 	}
 	a := kapacitorAlert{
 		ID:       ev.ID,
@@ -92,7 +109,7 @@ func RenderKapacitor(ev udf.Event) ([]byte, error) {
 			Name:    ev.Name,
 			Tags:    ev.Tags,
 			Columns: columns,
-			Values:  [][]interface{}{values},
+			Values:  rows,
 		}}},
 		PreviousLevel: ev.PreviousLevel,
 		Recoverable:   ev.Recoverable,

@@ -348,3 +348,25 @@ func BenchmarkRenderIncidentWebhook(b *testing.B) {
 		}
 	}
 }
+
+// TestRenderKapacitorBatch: a batch event's data holds the batch's rows
+// (udf.Event Columns and Values), its tags the batch's.
+func TestRenderKapacitorBatch(t *testing.T) {
+	ev := udf.Event{
+		ID: "cpu:host=a", Message: "m", Details: "d", Time: t0, Level: udf.Critical, Recoverable: true,
+		Name: "cpu", Tags: map[string]string{"host": "a"},
+		Fields:  map[string]interface{}{"v": 5.0}, // the highest point's: not in data
+		Columns: []string{"time", "cpu", "v"},
+		Values: [][]interface{}{
+			{t0, "cpu0", 50.0},
+			{t0.Add(time.Second), nil, math.NaN()},
+		},
+	}
+	got, err := RenderKapacitor(ev)
+	require.NoError(t, err)
+	require.Equal(t, `{"id":"cpu:host=a","message":"m","details":"d","time":"2024-03-05T07:08:09.123456789Z","duration":0,"level":"CRITICAL",`+
+		`"data":{"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","cpu","v"],`+
+		`"values":[["2024-03-05T07:08:09.123456789Z","cpu0",50],["2024-03-05T07:08:10.123456789Z",null,null]]}]},`+
+		`"previousLevel":"OK","recoverable":true}`+"\n", string(got))
+	require.True(t, math.IsNaN(ev.Values[1][2].(float64)), "the event's values are not modified")
+}

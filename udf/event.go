@@ -91,6 +91,16 @@ type Event struct {
 	Tags   map[string]string
 	Fields map[string]interface{}
 
+	// Columns and Values, for an event of a batch task, hold the batch's
+	// points as the rows of the alert's data, as the alert node's
+	// BufferedBatchMessage.ToRow builds them: Columns are "time", then the
+	// first point's field names and its tags that are not the batch's,
+	// sorted; Values hold one row per point, its time a time.Time in UTC
+	// and nil where a point lacks a column. Both are nil for a stream event
+	// (whose data is its point: Tags and Fields).
+	Columns []string
+	Values  [][]interface{}
+
 	// ExtraTags are the task's .tag()s, added to an Incident Webhook's tags
 	// after Tags (they win over a point tag of the same key); never modified.
 	ExtraTags map[string]string

@@ -33,6 +33,7 @@ const (
 	optLevelTag     = "levelTag"
 	optTag          = "tag"
 	optPriority     = "priority"
+	optAll          = "all"
 )
 
 // repeatable lists the options that may be given more than once.
@@ -83,6 +84,17 @@ var optionInfo = map[string]*agent.OptionInfo{
 	optPriority:     {ValueTypes: tStrings2},
 }
 
+// batchOptionInfo lists the options of @squadcast_batch(): those of
+// @squadcast() and .all().
+var batchOptionInfo = func() map[string]*agent.OptionInfo {
+	m := make(map[string]*agent.OptionInfo, len(optionInfo)+1)
+	for k, v := range optionInfo {
+		m[k] = v
+	}
+	m[optAll] = &agent.OptionInfo{ValueTypes: tNone}
+	return m
+}()
+
 // levelOptions maps each level to the options that set its expression and
 // its reset expression.
 var levelOptions = [...]struct {
@@ -106,6 +118,9 @@ type TaskOptions struct {
 
 	// AllEvents sends every non-OK point, not only changes of level.
 	AllEvents bool
+	// All (batch tasks only) takes a batch's level from its lowest point,
+	// not its highest: the batch alerts only when all its points do.
+	All bool
 	// Renotify re-sends an unchanged level once this long has passed since
 	// the last event (the alert node's stateChangesOnly(d)); 0 never.
 	Renotify time.Duration
@@ -129,15 +144,29 @@ type TaskOptions struct {
 	Destination Destination
 }
 
-// ParseOptions validates the options of an Init request. Every error is an
-// *OptionError naming the option and, where it is not a secret, the value.
+// ParseOptions validates the options of an Init request of @squadcast().
+// Every error is an *OptionError naming the option and, where it is not a
+// secret, the value.
 func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
+	return parseOptions(opts, optionInfo)
+}
+
+// ParseBatchOptions validates the options of an Init request of
+// @squadcast_batch(): those of ParseOptions, and .all().
+func ParseBatchOptions(opts []*agent.Option) (*TaskOptions, error) {
+	return parseOptions(opts, batchOptionInfo)
+}
+
+func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo) (*TaskOptions, error) {
 	vals := make(map[string][]*agent.OptionValue, len(opts))
 	var repeated []*agent.Option // the calls of repeatable options, in order
 	for _, o := range opts {
 		name := o.GetName()
 		info, ok := optionInfo[name]
 		if !ok {
+			if name == optAll {
+				return nil, &OptionError{Option: name, Reason: "is for batch tasks: use @squadcast_batch()"}
+			}
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
 		if _, dup := vals[name]; dup && !repeatable[name] {
@@ -230,6 +259,7 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	}
 
 	to.AllEvents = has(optAllEvents)
+	to.All = has(optAll)
 	to.NoRecoveries = has(optNoRecoveries)
 	if v, ok := vals[optRenotify]; ok {
 		to.Renotify = time.Duration(v[0].GetDurationValue())
