@@ -164,7 +164,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	}
 	for _, s := range servers {
 		if kapURL == nil {
-			break
+			continue
 		}
 		r := &reenabler{
 			base: kapURL, udf: s.udf, client: &http.Client{Timeout: 30 * time.Second},
