@@ -3,13 +3,17 @@
 # Needs Go (the version in go.mod) and nothing else: `make test` and
 # `make demo` first build InfluxData's kapacitord and kapacitor v1.5.9 from
 # the Go module proxy into $(KAPACITOR_CACHE) (a few minutes, once; see
-# .ci/build-kapacitord) and run the end-to-end tests against them.
+# .ci/build-kapacitord) and run the end-to-end tests against them. `make
+# test` also unpacks Debian's influxdb package into $(INFLUXD_CACHE) (once;
+# see .ci/install-influxd) for the batch-task tests, which query InfluxDB.
 
 GO ?= go
 KAPACITOR_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/kapacitor-1.5.9
 KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
+INFLUXD_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/influxdb
+INFLUXD := $(INFLUXD_CACHE)/bin/influxd
 
-.PHONY: all build kapacitord test lint demo clean
+.PHONY: all build kapacitord influxd test lint demo clean
 
 all: build
 
@@ -23,10 +27,13 @@ build:
 kapacitord:
 	./.ci/build-kapacitord "$(KAPACITOR_CACHE)"
 
+influxd:
+	./.ci/install-influxd "$(INFLUXD_CACHE)"
+
 # KAPACITOR_SQUADCAST_E2E=required makes the end-to-end tests fail, rather
-# than skip, when kapacitord is missing.
-test: kapacitord
-	KAPACITORD="$(KAPACITORD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
+# than skip, when kapacitord or influxd is missing.
+test: kapacitord influxd
+	KAPACITORD="$(KAPACITORD)" INFLUXD="$(INFLUXD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
@@ -37,6 +44,7 @@ demo: kapacitord
 	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/demo
 
 # clean removes what the build made in the work tree; the kapacitord cache
-# in $(KAPACITOR_CACHE) stays (delete that folder to rebuild it).
+# in $(KAPACITOR_CACHE) and the influxd one in $(INFLUXD_CACHE) stay (delete
+# those folders to rebuild them).
 clean:
 	rm -rf bin

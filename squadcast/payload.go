@@ -64,22 +64,39 @@ type kapacitorRow struct {
 // RenderKapacitor renders ev as the alert JSON Kapacitor's .post() handler
 // sends: json.NewEncoder(w).Encode(alert.Data), trailing newline included,
 // with the point as the one row of data.series, its columns "time" then the
-// field names sorted (as edge.pointMessage.ToRow builds them).
+// field names sorted (as edge.pointMessage.ToRow builds them); for a batch
+// event (ev.Columns set), the batch's rows.
 //
 // One difference: a NaN or infinite float field is rendered as null, where
 // Kapacitor fails to encode the alert and sends nothing.
 func RenderKapacitor(ev udf.Event) ([]byte, error) {
 	t := ev.Time.UTC()
-	columns := make([]string, 1, len(ev.Fields)+1)
-	columns[0] = "time"
-	for f := range ev.Fields {
-		columns = append(columns, f)
-	}
-	sort.Strings(columns[1:])
-	values := make([]interface{}, len(columns))
-	values[0] = t
-	for i, c := range columns[1:] {
-		values[i+1] = jsonSafeValue(ev.Fields[c])
+	var columns []string
+	var rows [][]interface{}
+	if ev.Columns != nil {
+		// A batch: its rows, as the alert node's BufferedBatchMessage.ToRow.
+		columns = ev.Columns
+		rows = make([][]interface{}, len(ev.Values))
+		for i, r := range ev.Values {
+			row := make([]interface{}, len(r))
+			for j, v := range r {
+				row[j] = jsonSafeValue(v)
+			}
+			rows[i] = row
+		}
+	} else {
+		columns = make([]string, 1, len(ev.Fields)+1)
+		columns[0] = "time"
+		for f := range ev.Fields {
+			columns = append(columns, f)
+		}
+		sort.Strings(columns[1:])
+		values := make([]interface{}, len(columns))
+		values[0] = t
+		for i, c := range columns[1:] {
+			values[i+1] = jsonSafeValue(ev.Fields[c])
+		}
+		rows = [][]interface{}{values}
 	}
 	a := kapacitorAlert{
 		ID:       ev.ID,
@@ -92,7 +109,7 @@ func RenderKapacitor(ev udf.Event) ([]byte, error) {
 			Name:    ev.Name,
 			Tags:    ev.Tags,
 			Columns: columns,
-			Values:  [][]interface{}{values},
+			Values:  rows,
 		}}},
 		PreviousLevel: ev.PreviousLevel,
 		Recoverable:   ev.Recoverable,
@@ -127,6 +144,7 @@ type incidentWebhook struct {
 	Tags        map[string]string `json:"tags"`
 	Status      string            `json:"status"`
 	EventID     string            `json:"event_id"`
+	Priority    string            `json:"priority,omitempty"`
 }
 
 // Incident Webhook statuses.
@@ -136,10 +154,12 @@ const (
 )
 
 // RenderIncidentWebhook renders ev as a Squadcast Incident Webhook (API v2)
-// body: {"message","description","tags","status","event_id"}. The status is
-// "resolve" for level OK and "trigger" otherwise; event_id is the alert ID;
-// tags are the point's tags plus "level" (which wins over a point tag of
-// that name). An empty message becomes "<id> is <level>" and an empty
+// body: {"message","description","tags","status","event_id","priority"}. The
+// status is "resolve" for level OK and "trigger" otherwise; event_id is the
+// alert ID; tags are the point's tags, then the task's .tag()s (which win
+// over a point tag of the same key), then "level" (which wins over both);
+// priority is ev.Priority on a trigger, and left out when empty or on a
+// resolve. An empty message becomes "<id> is <level>" and an empty
 // description the message, since Squadcast needs both to trigger.
 //
 // A body over MaxIncidentWebhookBody has its description cut at a UTF-8
@@ -149,12 +169,14 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	p := incidentWebhook{
 		Message:     ev.Message,
 		Description: ev.Details,
-		Tags:        make(map[string]string, len(ev.Tags)+1),
+		Tags:        make(map[string]string, len(ev.Tags)+len(ev.ExtraTags)+1),
 		Status:      statusTrigger,
 		EventID:     ev.ID,
 	}
 	if ev.Level == udf.OK {
 		p.Status = statusResolve
+	} else {
+		p.Priority = ev.Priority
 	}
 	if p.Message == "" {
 		p.Message = ev.ID + " is " + ev.Level.String()
@@ -163,6 +185,9 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 		p.Description = p.Message
 	}
 	for k, v := range ev.Tags {
+		p.Tags[k] = v
+	}
+	for k, v := range ev.ExtraTags {
 		p.Tags[k] = v
 	}
 	p.Tags["level"] = ev.Level.String()

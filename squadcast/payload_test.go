@@ -139,6 +139,7 @@ type webhookBody struct {
 	Tags        map[string]string `json:"tags"`
 	Status      string            `json:"status"`
 	EventID     string            `json:"event_id"`
+	Priority    string            `json:"priority,omitempty"`
 }
 
 func decodeWebhook(t *testing.T, b []byte) webhookBody {
@@ -184,6 +185,19 @@ func TestRenderIncidentWebhook(t *testing.T) {
 			want: webhookBody{Message: "m", Description: "d", Status: "trigger", EventID: "x", Tags: map[string]string{"level": "CRITICAL"}},
 		},
 		{
+			name: "task tags win over point tags, level over both; priority on a trigger",
+			ev: udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.Warning, Priority: "P3",
+				Tags:      map[string]string{"host": "a", "team": "from-point"},
+				ExtraTags: map[string]string{"team": "db", "env": "prod"}},
+			want: webhookBody{Message: "m", Description: "d", Status: "trigger", EventID: "x", Priority: "P3",
+				Tags: map[string]string{"host": "a", "team": "db", "env": "prod", "level": "WARNING"}},
+		},
+		{
+			name: "no priority on a resolve",
+			ev:   udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.OK, Priority: "P1", ExtraTags: map[string]string{"env": "prod"}},
+			want: webhookBody{Message: "m", Description: "d", Status: "resolve", EventID: "x", Tags: map[string]string{"env": "prod", "level": "OK"}},
+		},
+		{
 			name: "empty message and description get defaults",
 			ev:   udf.Event{ID: "cpu:nil", Level: udf.Critical},
 			want: webhookBody{Message: "cpu:nil is CRITICAL", Description: "cpu:nil is CRITICAL", Status: "trigger", EventID: "cpu:nil", Tags: map[string]string{"level": "CRITICAL"}},
@@ -208,6 +222,9 @@ func TestRenderIncidentWebhookExact(t *testing.T) {
 	got, err := RenderIncidentWebhook(udf.Event{ID: "a&b", Message: "<m>", Details: "d", Level: udf.Critical, Tags: map[string]string{"h": "1"}})
 	require.NoError(t, err)
 	require.Equal(t, `{"message":"\u003cm\u003e","description":"d","tags":{"h":"1","level":"CRITICAL"},"status":"trigger","event_id":"a\u0026b"}`+"\n", string(got))
+	got, err = RenderIncidentWebhook(udf.Event{ID: "i", Message: "m", Details: "d", Level: udf.Critical, Priority: "P2"})
+	require.NoError(t, err)
+	require.Equal(t, `{"message":"m","description":"d","tags":{"level":"CRITICAL"},"status":"trigger","event_id":"i","priority":"P2"}`+"\n", string(got))
 }
 
 func TestRenderIncidentWebhookTruncation(t *testing.T) {
@@ -330,4 +347,26 @@ func BenchmarkRenderIncidentWebhook(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestRenderKapacitorBatch: a batch event's data holds the batch's rows
+// (udf.Event Columns and Values), its tags the batch's.
+func TestRenderKapacitorBatch(t *testing.T) {
+	ev := udf.Event{
+		ID: "cpu:host=a", Message: "m", Details: "d", Time: t0, Level: udf.Critical, Recoverable: true,
+		Name: "cpu", Tags: map[string]string{"host": "a"},
+		Fields:  map[string]interface{}{"v": 5.0}, // the highest point's: not in data
+		Columns: []string{"time", "cpu", "v"},
+		Values: [][]interface{}{
+			{t0, "cpu0", 50.0},
+			{t0.Add(time.Second), nil, math.NaN()},
+		},
+	}
+	got, err := RenderKapacitor(ev)
+	require.NoError(t, err)
+	require.Equal(t, `{"id":"cpu:host=a","message":"m","details":"d","time":"2024-03-05T07:08:09.123456789Z","duration":0,"level":"CRITICAL",`+
+		`"data":{"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","cpu","v"],`+
+		`"values":[["2024-03-05T07:08:09.123456789Z","cpu0",50],["2024-03-05T07:08:10.123456789Z",null,null]]}]},`+
+		`"previousLevel":"OK","recoverable":true}`+"\n", string(got))
+	require.True(t, math.IsNaN(ev.Values[1][2].(float64)), "the event's values are not modified")
 }

@@ -342,6 +342,11 @@ func (s *Sender) resolve(d udf.Destination) (*target, error) {
 		}
 		t.format = d.Format
 	}
+	if len(d.IncidentOnly) > 0 && t.format != FormatIncidentWebhook {
+		return nil, &udf.OptionError{Option: d.IncidentOnly[0],
+			Reason: fmt.Sprintf("only the %s format has tags and priorities, and this task sends the %s format (endpoint %s): add .format('%s') or remove .%s()",
+				FormatIncidentWebhook, t.format, t.name, FormatIncidentWebhook, d.IncidentOnly[0])}
+	}
 	return &t, nil
 }
 

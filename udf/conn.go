@@ -147,8 +147,24 @@ func (c *conn) dispatch() (*agent.Response, error) {
 	case *agent.Request_Restore:
 		res, err := c.h.Restore(m.Restore)
 		return &agent.Response{Message: &agent.Response_Restore{Restore: res}}, err
-	case *agent.Request_Begin, *agent.Request_End:
-		return nil, errors.New("@squadcast() takes a stream, but batch data reached it")
+	case *agent.Request_Begin:
+		return nil, c.h.BeginBatch(m.Begin)
+	case *agent.Request_End:
+		begin, points, err := c.h.EndBatch(m.End)
+		if err != nil || begin == nil {
+			return nil, err
+		}
+		if err := c.write(&agent.Response{Message: &agent.Response_Begin{Begin: begin}}); err != nil {
+			return nil, fmt.Errorf("write: %w", err)
+		}
+		for _, p := range points {
+			if err := c.write(&agent.Response{Message: &agent.Response_Point{Point: p}}); err != nil {
+				return nil, fmt.Errorf("write: %w", err)
+			}
+		}
+		return &agent.Response{Message: &agent.Response_End{End: &agent.EndBatch{
+			Name: m.End.GetName(), Group: m.End.GetGroup(), Tmax: m.End.GetTmax(), Tags: m.End.GetTags(),
+		}}}, nil
 	case nil:
 		return nil, errors.New("empty request")
 	default:

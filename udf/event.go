@@ -59,6 +59,10 @@ type Destination struct {
 	URL string
 	// Format is the payload format (option .format): "kapacitor" or "incident-webhook".
 	Format string
+	// IncidentOnly names the options the task gave that only the
+	// incident-webhook format has a field for ("tag", "priority"): a Sink
+	// must refuse them for another format.
+	IncidentOnly []string
 }
 
 // Event is one alert event: a level change (or, later, a re-notification)
@@ -86,6 +90,23 @@ type Event struct {
 	// Tags and Fields are the point's; fields are float64, int64, string or bool.
 	Tags   map[string]string
 	Fields map[string]interface{}
+
+	// Columns and Values, for an event of a batch task, hold the batch's
+	// points as the rows of the alert's data, as the alert node's
+	// BufferedBatchMessage.ToRow builds them: Columns are "time", then the
+	// first point's field names and its tags that are not the batch's,
+	// sorted; Values hold one row per point, its time a time.Time in UTC
+	// and nil where a point lacks a column. Both are nil for a stream event
+	// (whose data is its point: Tags and Fields).
+	Columns []string
+	Values  [][]interface{}
+
+	// ExtraTags are the task's .tag()s, added to an Incident Webhook's tags
+	// after Tags (they win over a point tag of the same key); never modified.
+	ExtraTags map[string]string
+	// Priority is the Incident Webhook priority ("P1".."P5") of a non-OK
+	// event, "" for none.
+	Priority string
 }
 
 // Publisher takes the events of one task node. Publish must return quickly:

@@ -23,6 +23,9 @@ type HandlerConfig struct {
 	MaxFrame int
 	// State, when set, keeps each task node's alert state across restarts.
 	State *StateStore
+	// Batch makes the handlers serve @squadcast_batch(): they want and
+	// provide batches, and alert on each batch as the alert node does.
+	Batch bool
 }
 
 // Handler handles the requests of one Kapacitor connection, i.e. one
@@ -51,6 +54,9 @@ type Handler struct {
 	// onInit, when set, hears of a successful Init.
 	onInit func(taskID string)
 
+	// batch is the batch being read (batch tasks); nil outside a batch.
+	batch *batchBuffer
+
 	buf bytes.Buffer
 }
 
@@ -69,8 +75,17 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	}
 }
 
-// Info describes @squadcast(): it wants and provides a stream, with its options.
+// Info describes @squadcast(): it wants and provides a stream, with its
+// options; or, for batch handlers, @squadcast_batch(), which wants and
+// provides batches.
 func (h *Handler) Info() (*agent.InfoResponse, error) {
+	if h.cfg.Batch {
+		return &agent.InfoResponse{
+			Wants:    agent.EdgeType_BATCH,
+			Provides: agent.EdgeType_BATCH,
+			Options:  batchOptionInfo,
+		}, nil
+	}
 	return &agent.InfoResponse{
 		Wants:    agent.EdgeType_STREAM,
 		Provides: agent.EdgeType_STREAM,
@@ -88,7 +103,11 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		h.log.Warn("task rejected: bad option", zap.Error(err))
 		return &agent.InitResponse{Success: false, Error: err.Error()}, nil
 	}
-	opts, err := ParseOptions(r.GetOptions())
+	parse := ParseOptions
+	if h.cfg.Batch {
+		parse = ParseBatchOptions
+	}
+	opts, err := parse(r.GetOptions())
 	if err != nil {
 		return fail(err)
 	}
@@ -98,6 +117,7 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	}
 	h.opts, h.pub = opts, pub
 	h.rules = rulesOf(opts)
+	h.rules.batch = h.cfg.Batch
 	if h.cfg.State != nil {
 		ns, found, err := h.cfg.State.load(h.taskID, h.nodeID)
 		if err != nil {
@@ -203,6 +223,9 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	if h.opts == nil {
 		return nil, errors.New("point received before a successful init")
 	}
+	if h.cfg.Batch {
+		return nil, h.batchPoint(p)
+	}
 	if p.Time > h.asOf {
 		h.asOf = p.Time
 	}
@@ -236,7 +259,7 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		return nil, nil
 	}
 	h.unflushed = true
-	ev, err := h.event(p, level, st.duration())
+	ev, err := h.event(p.Name, p.Group, p.Tags, pointFields(p), p.Time, level, st.duration())
 	if err != nil {
 		// The alert node fails the point on a template error; log and go on.
 		h.log.Error("cannot render alert event", zap.String("group", p.Group), zap.Error(err))
@@ -287,20 +310,20 @@ func (h *Handler) evalError(l Level, err error) {
 	h.log.Debug("level expression failed; taken as false", zap.Stringer("level", l), zap.Error(err))
 }
 
-// event builds the alert event for a point, as the alert node's event() does.
-func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, error) {
-	group := p.Group
+// event builds an alert event, as the alert node's event() does: for a
+// stream, from the point; for a batch, from its name, group and tags and
+// the fields of its highest point.
+func (h *Handler) event(name, group string, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration) (Event, error) {
 	if group == "" {
 		group = "nil"
 	}
-	t := time.Unix(0, p.Time).UTC()
-	fields := pointFields(p)
+	t := time.Unix(0, tns).UTC()
 	info := DetailsInfo{MessageInfo: MessageInfo{
 		IDInfo: IDInfo{
-			Name:       p.Name,
+			Name:       name,
 			TaskName:   h.taskID,
 			Group:      group,
-			Tags:       p.Tags,
+			Tags:       tags,
 			ServerInfo: ServerInfo{Hostname: h.cfg.Hostname},
 		},
 		Fields:   fields,
@@ -336,10 +359,12 @@ func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, er
 		Level:         level,
 		PreviousLevel: prev,
 		Recoverable:   !h.opts.NoRecoveries,
-		Name:          p.Name,
+		Name:          name,
 		Group:         group,
-		Tags:          p.Tags,
+		Tags:          tags,
 		Fields:        fields,
+		ExtraTags:     h.opts.Tags,
+		Priority:      h.opts.Priorities[level],
 	}, nil
 }
 

@@ -31,7 +31,17 @@ const (
 	optAllEvents    = "allEvents"
 	optLevelField   = "levelField"
 	optLevelTag     = "levelTag"
+	optTag          = "tag"
+	optPriority     = "priority"
+	optAll          = "all"
 )
+
+// repeatable lists the options that may be given more than once.
+var repeatable = map[string]bool{optTag: true, optPriority: true}
+
+// DefaultPriorities are the Incident Webhook priorities of the levels a
+// task gives no .priority() for.
+var DefaultPriorities = [Critical + 1]string{Info: "P5", Warning: "P3", Critical: "P1"}
 
 // DefaultEndpoint is the endpoint events go to when a task names none.
 const DefaultEndpoint = "default"
@@ -41,6 +51,7 @@ const DefaultHistory = 21
 
 var (
 	tString   = []agent.ValueType{agent.ValueType_STRING}
+	tStrings2 = []agent.ValueType{agent.ValueType_STRING, agent.ValueType_STRING}
 	tDoubles2 = []agent.ValueType{agent.ValueType_DOUBLE, agent.ValueType_DOUBLE}
 	tInt      = []agent.ValueType{agent.ValueType_INT}
 	tDuration = []agent.ValueType{agent.ValueType_DURATION}
@@ -69,7 +80,20 @@ var optionInfo = map[string]*agent.OptionInfo{
 	optAllEvents:    {ValueTypes: tNone},
 	optLevelField:   {ValueTypes: tString},
 	optLevelTag:     {ValueTypes: tString},
+	optTag:          {ValueTypes: tStrings2},
+	optPriority:     {ValueTypes: tStrings2},
 }
+
+// batchOptionInfo lists the options of @squadcast_batch(): those of
+// @squadcast() and .all().
+var batchOptionInfo = func() map[string]*agent.OptionInfo {
+	m := make(map[string]*agent.OptionInfo, len(optionInfo)+1)
+	for k, v := range optionInfo {
+		m[k] = v
+	}
+	m[optAll] = &agent.OptionInfo{ValueTypes: tNone}
+	return m
+}()
 
 // levelOptions maps each level to the options that set its expression and
 // its reset expression.
@@ -94,6 +118,9 @@ type TaskOptions struct {
 
 	// AllEvents sends every non-OK point, not only changes of level.
 	AllEvents bool
+	// All (batch tasks only) takes a batch's level from its lowest point,
+	// not its highest: the batch alerts only when all its points do.
+	All bool
 	// Renotify re-sends an unchanged level once this long has passed since
 	// the last event (the alert node's stateChangesOnly(d)); 0 never.
 	Renotify time.Duration
@@ -105,21 +132,44 @@ type TaskOptions struct {
 	FlapLow, FlapHigh float64
 	History           int
 
+	// Tags are the extra Incident Webhook tags of .tag(key, value), nil
+	// without any. They are added after the point's tags: a .tag() wins over
+	// a point tag of the same key.
+	Tags map[string]string
+	// Priorities holds the Incident Webhook priority ("P1".."P5") of each
+	// non-OK level: DefaultPriorities, changed by .priority(level, p).
+	Priorities [Critical + 1]string
+
 	// Destination says where events go.
 	Destination Destination
 }
 
-// ParseOptions validates the options of an Init request. Every error is an
-// *OptionError naming the option and, where it is not a secret, the value.
+// ParseOptions validates the options of an Init request of @squadcast().
+// Every error is an *OptionError naming the option and, where it is not a
+// secret, the value.
 func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
+	return parseOptions(opts, optionInfo)
+}
+
+// ParseBatchOptions validates the options of an Init request of
+// @squadcast_batch(): those of ParseOptions, and .all().
+func ParseBatchOptions(opts []*agent.Option) (*TaskOptions, error) {
+	return parseOptions(opts, batchOptionInfo)
+}
+
+func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo) (*TaskOptions, error) {
 	vals := make(map[string][]*agent.OptionValue, len(opts))
+	var repeated []*agent.Option // the calls of repeatable options, in order
 	for _, o := range opts {
 		name := o.GetName()
 		info, ok := optionInfo[name]
 		if !ok {
+			if name == optAll {
+				return nil, &OptionError{Option: name, Reason: "is for batch tasks: use @squadcast_batch()"}
+			}
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
-		if _, dup := vals[name]; dup {
+		if _, dup := vals[name]; dup && !repeatable[name] {
 			return nil, &OptionError{Option: name, Reason: "given more than once; give it once"}
 		}
 		v := o.GetValues()
@@ -132,6 +182,9 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 			}
 		}
 		vals[name] = v
+		if repeatable[name] {
+			repeated = append(repeated, o)
+		}
 	}
 	str := func(name string) (string, bool) {
 		v, ok := vals[name]
@@ -142,7 +195,7 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	}
 	has := func(name string) bool { _, ok := vals[name]; return ok }
 
-	to := &TaskOptions{History: DefaultHistory}
+	to := &TaskOptions{History: DefaultHistory, Priorities: DefaultPriorities}
 	nlevels := 0
 	for _, lo := range levelOptions {
 		for _, o := range []struct {
@@ -206,6 +259,7 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	}
 
 	to.AllEvents = has(optAllEvents)
+	to.All = has(optAll)
 	to.NoRecoveries = has(optNoRecoveries)
 	if v, ok := vals[optRenotify]; ok {
 		to.Renotify = time.Duration(v[0].GetDurationValue())
@@ -238,6 +292,10 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 		to.History = int(n)
 	}
 
+	if err := to.parseIncidentOptions(repeated); err != nil {
+		return nil, err
+	}
+
 	endpoint, hasEndpoint := str(optEndpoint)
 	url, hasURL := str(optURL)
 	format, _ := str(optFormat)
@@ -251,7 +309,56 @@ func ParseOptions(opts []*agent.Option) (*TaskOptions, error) {
 	if endpoint == "" && url == "" {
 		to.Destination.Endpoint = DefaultEndpoint
 	}
+	if has(optTag) {
+		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optTag)
+	}
+	if has(optPriority) {
+		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optPriority)
+	}
 	return to, nil
+}
+
+// parseIncidentOptions reads the calls of .tag(key, value) and
+// .priority(level, p), in the order they were given.
+func (to *TaskOptions) parseIncidentOptions(calls []*agent.Option) error {
+	var prioritySet [Critical + 1]bool
+	for _, o := range calls {
+		a, b := o.GetValues()[0].GetStringValue(), o.GetValues()[1].GetStringValue()
+		value := quote(a) + ", " + quote(b)
+		switch o.GetName() {
+		case optTag:
+			switch {
+			case a == "":
+				return &OptionError{Option: optTag, Value: value, Reason: "empty tag key"}
+			case a == "level":
+				return &OptionError{Option: optTag, Value: value, Reason: "the tag 'level' is the event's level, set by the daemon: use another key"}
+			case !utf8.ValidString(a) || !utf8.ValidString(b):
+				return &OptionError{Option: optTag, Value: value, Reason: "not valid UTF-8"}
+			}
+			if _, dup := to.Tags[a]; dup {
+				return &OptionError{Option: optTag, Value: value, Reason: "the tag " + quote(a) + " is given more than once"}
+			}
+			if to.Tags == nil {
+				to.Tags = make(map[string]string)
+			}
+			to.Tags[a] = b
+		case optPriority:
+			l, err := ParseLevel(a)
+			if err != nil || l == OK {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the level must be CRITICAL, WARNING or INFO (a resolve has no priority)"}
+			}
+			p := strings.ToUpper(b)
+			if len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the priority must be one of 'P1', 'P2', 'P3', 'P4', 'P5'"}
+			}
+			if prioritySet[l] {
+				return &OptionError{Option: optPriority, Value: value, Reason: "the priority of " + l.String() + " is given more than once"}
+			}
+			prioritySet[l] = true
+			to.Priorities[l] = p
+		}
+	}
+	return nil
 }
 
 // typeName names a value type as TICKscript writes it.

@@ -72,6 +72,9 @@ type rules struct {
 	flapping          bool
 	flapLow, flapHigh float64
 	history           int
+	// batch applies the alert node's batch rule: a recovery is sent even
+	// while flapping.
+	batch bool
 }
 
 func rulesOf(o *TaskOptions) rules {
@@ -110,6 +113,7 @@ func (r *rules) restored(st *groupState) {
 // suppressed while flapping; with state changes only, an event only when
 // the level changed or the renotify interval has passed; then an event for
 // every non-OK level and for the recovery to OK, unless recoveries are off.
+// For batches (alertState.BufferedBatch), flapping never holds a recovery.
 func (r *rules) update(s *groupState, l Level, t int64) bool {
 	prev := s.level
 	changed := prev != l
@@ -124,10 +128,12 @@ func (r *rules) update(s *groupState, l Level, t int64) bool {
 		}
 	}
 	expired := !changed && r.renotify != 0 && t-s.lastTriggered >= r.renotify
-	if (s.flap != nil && s.flap.flapping) || (r.stateChangesOnly && !changed && !expired) {
-		return false
+	suppressed := (s.flap != nil && s.flap.flapping) || (r.stateChangesOnly && !changed && !expired)
+	if r.batch && l == OK && changed {
+		// alertState.BufferedBatch sends a recovery whatever the flapping.
+		suppressed = false
 	}
-	if l == OK && !changed {
+	if suppressed || (l == OK && !changed) {
 		return false
 	}
 	// alertState.triggered: the alert starts when the previous level was OK.

@@ -28,6 +28,8 @@ const (
 	e2eSecret     = "SECRETKEY123"
 	e2eDaemonPath = "/v1/incidents/kapacitor/" + e2eSecret
 	e2eBuiltin    = "/builtin"
+	// e2eDownstream is where |httpPost().endpoint('downstream') posts.
+	e2eDownstream = "/downstream"
 )
 
 var e2eDBRPs = []stack.DBRP{{DB: "telegraf", RP: "autogen"}}
@@ -37,6 +39,8 @@ type e2eStack struct {
 	standIn *stack.StandIn
 	daemon  *stack.Daemon
 	kap     *stack.Kapacitord
+	// influx is the InfluxDB batch tasks query (e2eStartBatch only).
+	influx *stack.Influxd
 
 	stopOnce sync.Once
 	stopErr  error
@@ -61,7 +65,38 @@ func e2eKapacitord(t *testing.T) string {
 // endpoint "builtin" = stand-in + /builtin), all stopped by t.Cleanup.
 func e2eStart(t *testing.T, daemonPath string) *e2eStack {
 	t.Helper()
+	return e2eStartWith(t, daemonPath, false)
+}
+
+// e2eInfluxd returns the influxd binary, or skips (fails when
+// KAPACITOR_SQUADCAST_E2E=required) when there is none.
+func e2eInfluxd(t *testing.T) string {
+	t.Helper()
+	bin, err := stack.InfluxdBinary()
+	if err != nil {
+		if os.Getenv("KAPACITOR_SQUADCAST_E2E") == "required" {
+			t.Fatalf("%v, but KAPACITOR_SQUADCAST_E2E=required: run `make test`, which installs it", err)
+		}
+		t.Skipf("%v: skipping the batch end-to-end test", err)
+	}
+	return bin
+}
+
+// e2eStartBatch is e2eStart for batch tasks: it also starts a local InfluxDB
+// (database "telegraf") that kapacitord queries, and serves the batch UDF
+// "squadcast_batch" on the daemon's --batch-socket.
+func e2eStartBatch(t *testing.T, daemonPath string) *e2eStack {
+	t.Helper()
+	return e2eStartWith(t, daemonPath, true)
+}
+
+func e2eStartWith(t *testing.T, daemonPath string, batch bool) *e2eStack {
+	t.Helper()
 	kapacitord := e2eKapacitord(t)
+	var influxd string
+	if batch {
+		influxd = e2eInfluxd(t)
+	}
 
 	// A short directory: unix socket paths are limited to ~100 bytes and
 	// t.TempDir() paths carry the test name.
@@ -71,16 +106,31 @@ func e2eStart(t *testing.T, daemonPath string) *e2eStack {
 
 	st := &e2eStack{standIn: stack.NewStandIn()}
 	t.Cleanup(st.standIn.Close)
+	var batchSocket, influxURL string
+	if batch {
+		batchSocket = filepath.Join(dir, "batch.sock")
+		st.influx, err = stack.StartInfluxd(influxd, filepath.Join(dir, "influxd"))
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("influxd log (tail):\n%s", st.influx.LogTail(30))
+			}
+			st.influx.Stop()
+		})
+		require.NoError(t, st.influx.Query("", `CREATE DATABASE "telegraf"`))
+		influxURL = st.influx.URL
+	}
 
 	bin, err := stack.BuildDaemon(t.Context(), dir)
 	require.NoError(t, err)
 	dataDir := filepath.Join(dir, "data")
 	require.NoError(t, os.MkdirAll(dataDir, 0o755))
 	st.daemon, err = stack.StartDaemon(stack.DaemonConfig{
-		Binary:  bin,
-		Socket:  filepath.Join(dir, "squadcast.sock"),
-		DataDir: dataDir,
-		URL:     st.standIn.URL + daemonPath,
+		Binary:      bin,
+		Socket:      filepath.Join(dir, "squadcast.sock"),
+		BatchSocket: batchSocket,
+		DataDir:     dataDir,
+		URL:         st.standIn.URL + daemonPath,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -95,10 +145,12 @@ func e2eStart(t *testing.T, daemonPath string) *e2eStack {
 	kapDir := filepath.Join(dir, "kapacitord") // kept until the end, for its log
 	require.NoError(t, os.MkdirAll(kapDir, 0o755))
 	st.kap, err = stack.StartKapacitord(stack.KapacitordConfig{
-		Binary:    kapacitord,
-		Dir:       kapDir,
-		UDFSocket: st.daemon.Socket,
-		HTTPPost:  map[string]string{"builtin": st.standIn.URL + e2eBuiltin},
+		Binary:         kapacitord,
+		Dir:            kapDir,
+		UDFSocket:      st.daemon.Socket,
+		BatchUDFSocket: batchSocket,
+		InfluxDBURL:    influxURL,
+		HTTPPost:       map[string]string{"builtin": st.standIn.URL + e2eBuiltin, "downstream": st.standIn.URL + e2eDownstream},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {

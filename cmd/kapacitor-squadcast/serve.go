@@ -22,6 +22,7 @@ import (
 // serveConfig holds the flags of serve.
 type serveConfig struct {
 	socket          string
+	batchSocket     string
 	dataDir         string
 	url             string
 	format          string
@@ -40,6 +41,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.socket, "socket", "", "unix socket to serve Kapacitor on: the `path` in kapacitor.conf's [udf.functions.squadcast] socket (required)")
+	fs.StringVar(&c.batchSocket, "batch-socket", "", "unix socket `path` to serve batch tasks on: kapacitor.conf's [udf.functions.squadcast_batch] socket, for @squadcast_batch() (default none)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the daemon's state; created if missing (required)")
 	fs.StringVar(&c.url, "url", "", "Squadcast webhook `URL` of the default endpoint (default $SQUADCAST_WEBHOOK_URL); it holds a secret key: prefer the environment")
 	fs.StringVar(&c.format, "format", "kapacitor", "payload `format` of the default endpoint: kapacitor or incident-webhook")
@@ -47,7 +49,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
 	fs.StringVar(&c.kapacitorURL, "kapacitor-url", "", "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
-	fs.StringVar(&c.udfName, "udf-name", "squadcast", "the UDF's `name` in kapacitor.conf ([udf.functions.NAME]): which tasks --kapacitor-url restarts")
+	fs.StringVar(&c.udfName, "udf-name", "squadcast", "the UDF's `name` in kapacitor.conf ([udf.functions.NAME], and NAME_batch for --batch-socket): which tasks --kapacitor-url restarts")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take (what is left stays in the outbox)")
 	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", squadcast.DefaultRetryWaitMax, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
@@ -84,6 +86,9 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	}
 	if c.dataDir == "" {
 		return errors.New("--data-dir is required")
+	}
+	if c.batchSocket != "" && c.batchSocket == c.socket {
+		return errors.New("--batch-socket must differ from --socket")
 	}
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
@@ -125,29 +130,52 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
+	var batchLn net.Listener
+	if c.batchSocket != "" {
+		if batchLn, err = listenUnix(c.batchSocket); err != nil {
+			ln.Close()
+			_ = sender.Close(closedContext()) // pending events stay in the outbox
+			return fmt.Errorf("--batch-socket: %w", err)
+		}
+	}
 	state, err := udf.OpenDataDirState(c.dataDir)
 	if err != nil {
 		ln.Close()
+		if batchLn != nil {
+			batchLn.Close()
+		}
 		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
 	defer state.Close()
 	hostname, _ := os.Hostname()
-	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state})
-	served := make(chan error, 1)
+	hc := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state}
+	srv := udf.NewServer(hc)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))
-	if kapURL != nil {
+	servers := []udfServer{{srv, c.udfName}}
+	if batchLn != nil {
+		hc.Batch = true
+		batchSrv := udf.NewServer(hc)
+		go func() { served <- batchSrv.Serve(batchLn) }()
+		log.Info("serving Kapacitor's batch tasks", zap.String("batch_socket", c.batchSocket))
+		servers = append(servers, udfServer{batchSrv, c.udfName + "_batch"})
+	}
+	for _, s := range servers {
+		if kapURL == nil {
+			continue
+		}
 		r := &reenabler{
-			base: kapURL, udf: c.udfName, client: &http.Client{Timeout: 30 * time.Second},
-			log: log.Named("kapacitor"), connected: srv.ConnectedTasks, retryFor: 5 * time.Minute, wait: sleepCtx,
+			base: kapURL, udf: s.udf, client: &http.Client{Timeout: 30 * time.Second},
+			log: log.Named("kapacitor"), connected: s.srv.ConnectedTasks, retryFor: 5 * time.Minute, wait: sleepCtx,
 		}
 		go func() {
 			restarted, err := r.run(ctx)
 			if err != nil && ctx.Err() == nil {
-				log.Error("restarting Kapacitor tasks failed", zap.Error(err))
+				log.Error("restarting Kapacitor tasks failed", zap.String("udf", r.udf), zap.Error(err))
 			}
-			log.Info("checked Kapacitor's tasks", zap.Strings("restarted", restarted))
+			log.Info("checked Kapacitor's tasks", zap.String("udf", r.udf), zap.Strings("restarted", restarted))
 		}()
 	}
 
@@ -158,13 +186,22 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		log.Error("socket server failed", zap.Error(err))
 	}
 	// Closing the listener removes the socket file (net.UnixListener unlinks it).
-	closeErr := srv.Close()
+	var closeErr error
+	for _, s := range servers {
+		closeErr = errors.Join(closeErr, s.srv.Close())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	if err := sender.Close(sctx); err != nil {
 		log.Warn("events still pending at shutdown stay in the outbox for the next start", zap.Error(err))
 	}
 	return errors.Join(err, closeErr)
+}
+
+// udfServer is a socket server and the UDF name its tasks call.
+type udfServer struct {
+	srv *udf.Server
+	udf string
 }
 
 // closedContext returns a context that is already done.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -73,13 +75,14 @@ func TestRunUsage(t *testing.T) {
 
 	errb.Reset()
 	assert.Equal(t, 0, run([]string{"serve", "--help"}, &out, &errb))
-	for _, flag := range []string{"-socket", "-data-dir", "-url", "-format", "-workers", "-log-level", "-log-format", "-shutdown-timeout", "-kapacitor-url", "-udf-name"} {
+	for _, flag := range []string{"-socket", "-data-dir", "-url", "-format", "-workers", "-log-level", "-log-format", "-shutdown-timeout", "-kapacitor-url", "-udf-name", "-batch-socket"} {
 		assert.Contains(t, errb.String(), flag)
 	}
 }
 
 func TestServeBadFlags(t *testing.T) {
 	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "file"), nil, 0o600))
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -91,6 +94,8 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--log-format", "xml"}, 2, "--log-format"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--url", "ftp://h/SECRETKEY"}, 1, "scheme"},
+		{[]string{"--socket", filepath.Join(dir, "s"), "--batch-socket", filepath.Join(dir, "s"), "--data-dir", dir}, 1, "--batch-socket must differ from --socket"},
+		{[]string{"--socket", filepath.Join(dir, "s"), "--batch-socket", filepath.Join(dir, "file"), "--data-dir", dir}, 1, "--batch-socket: socket path"},
 		{[]string{"--bogus"}, 2, "flag provided but not defined"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -104,19 +109,34 @@ func TestServeBadFlags(t *testing.T) {
 	}
 }
 
-// TestServeLifecycle: serve starts, creates its data dir and socket, and on
-// cancellation removes the socket and returns cleanly.
+// TestServeLifecycle: serve starts, creates its data dir and sockets (the
+// batch socket answers Info as a batch UDF), and on cancellation removes
+// the sockets and returns cleanly.
 func TestServeLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sq.sock")
+	batchSock := filepath.Join(dir, "sqb.sock")
 	data := filepath.Join(dir, "data", "nested")
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs stack.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runServe(ctx, []string{"--socket", sock, "--data-dir", data, "--url", "http://127.0.0.1:1/v1/incidents/kapacitor/SECRETKEY"}, &logs)
+		done <- runServe(ctx, []string{"--socket", sock, "--batch-socket", batchSock, "--data-dir", data, "--url", "http://127.0.0.1:1/v1/incidents/kapacitor/SECRETKEY"}, &logs)
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { _, err := os.Stat(batchSock); return err == nil }, 10*time.Second, 10*time.Millisecond)
+	for sock, want := range map[string]agent.EdgeType{sock: agent.EdgeType_STREAM, batchSock: agent.EdgeType_BATCH} {
+		c, err := net.Dial("unix", sock)
+		require.NoError(t, err)
+		require.NoError(t, agent.WriteMessage(&agent.Request{Message: &agent.Request_Info{Info: &agent.InfoRequest{}}}, c))
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+		var res agent.Response
+		var buf []byte
+		require.NoError(t, agent.ReadMessage(&buf, bufio.NewReader(c), &res))
+		assert.Equal(t, want, res.GetInfo().GetWants(), sock)
+		assert.Equal(t, want, res.GetInfo().GetProvides(), sock)
+		c.Close()
+	}
 	fi, err := os.Stat(data)
 	require.NoError(t, err)
 	assert.True(t, fi.IsDir())
@@ -127,7 +147,9 @@ func TestServeLifecycle(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	_, err = os.Lstat(sock)
-	assert.True(t, os.IsNotExist(err), "the socket is removed at shutdown")
+	for _, sock := range []string{sock, batchSock} {
+		_, err = os.Lstat(sock)
+		assert.True(t, os.IsNotExist(err), "the socket %s is removed at shutdown", sock)
+	}
 	assert.NotContains(t, logs.String(), "SECRETKEY")
 }

@@ -63,6 +63,9 @@ type DaemonConfig struct {
 	// Socket is the unix socket path to serve the UDF on (--socket). Keep it
 	// short: unix socket paths are limited to about 100 bytes.
 	Socket string
+	// BatchSocket, when not empty, is --batch-socket: the socket of the
+	// batch UDF, for batch tasks (@squadcast_batch()).
+	BatchSocket string
 	// DataDir is the daemon's state directory (--data-dir).
 	DataDir string
 	// URL is the default webhook URL (--url); empty passes no --url.
@@ -115,6 +118,9 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 		cfg.StartTimeout = 30 * time.Second
 	}
 	args := []string{"serve", "--socket", cfg.Socket, "--data-dir", cfg.DataDir}
+	if cfg.BatchSocket != "" {
+		args = append(args, "--batch-socket", cfg.BatchSocket)
+	}
 	if cfg.URL != "" {
 		args = append(args, "--url", cfg.URL)
 	}
@@ -147,7 +153,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 
 	deadline := time.Now().Add(cfg.StartTimeout)
 	for {
-		if fi, err := os.Stat(cfg.Socket); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+		if isSocket(cfg.Socket) && (cfg.BatchSocket == "" || isSocket(cfg.BatchSocket)) {
 			return d, nil
 		}
 		select {
@@ -161,6 +167,11 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func isSocket(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&fs.ModeSocket != 0
 }
 
 // Pid returns the daemon's process id.

@@ -35,6 +35,14 @@ type KapacitordConfig struct {
 	UDFName string
 	// UDFTimeout is the UDF's keepalive timeout; zero means 10s.
 	UDFTimeout time.Duration
+	// BatchUDFSocket, when not empty, configures the batch UDF NAME_batch
+	// (NAME is UDFName) on that socket, with the same timeout: the
+	// daemon's --batch-socket.
+	BatchUDFSocket string
+	// InfluxDBURL, when not empty, is the InfluxDB that batch tasks query
+	// (an enabled default [[influxdb]] section, without subscriptions);
+	// empty disables InfluxDB. It must answer before kapacitord starts.
+	InfluxDBURL string
 	// HTTPPost maps [[httppost]] endpoint names to URLs, for
 	// `.post().endpoint('NAME')` in TICKscripts.
 	HTTPPost map[string]string
@@ -246,9 +254,16 @@ func kapacitordConfig(cfg KapacitordConfig, dir, addr, logPath string) string {
 	fmt.Fprintf(&b, "[logging]\n  file = %s\n  level = \"INFO\"\n\n", q(logPath))
 	b.WriteString("[reporting]\n  enabled = false\n\n")
 	b.WriteString("[stats]\n  enabled = false\n\n")
-	b.WriteString("[[influxdb]]\n  enabled = false\n  name = \"default\"\n  urls = [\"http://127.0.0.1:1\"]\n\n")
+	if cfg.InfluxDBURL != "" {
+		fmt.Fprintf(&b, "[[influxdb]]\n  enabled = true\n  default = true\n  name = \"default\"\n  urls = [%s]\n  disable-subscriptions = true\n  startup-timeout = \"1m\"\n\n", q(cfg.InfluxDBURL))
+	} else {
+		b.WriteString("[[influxdb]]\n  enabled = false\n  name = \"default\"\n  urls = [\"http://127.0.0.1:1\"]\n\n")
+	}
 	if cfg.UDFSocket != "" {
 		fmt.Fprintf(&b, "[udf.functions.%s]\n  socket = %s\n  timeout = %s\n\n", cfg.UDFName, q(cfg.UDFSocket), q(cfg.UDFTimeout.String()))
+	}
+	if cfg.BatchUDFSocket != "" {
+		fmt.Fprintf(&b, "[udf.functions.%s_batch]\n  socket = %s\n  timeout = %s\n\n", cfg.UDFName, q(cfg.BatchUDFSocket), q(cfg.UDFTimeout.String()))
 	}
 	names := make([]string, 0, len(cfg.HTTPPost))
 	for name := range cfg.HTTPPost {
@@ -406,13 +421,22 @@ func (k *Kapacitord) do(ctx context.Context, op, method, path string, body io.Re
 // (not its nodes) make the POST fail with 500, the task stored anyway; those
 // come back as an *APIError too.
 func (k *Kapacitord) DefineTask(id, tickscript string, dbrps []DBRP, enable bool) error {
+	return k.defineTask(id, "stream", tickscript, dbrps, enable)
+}
+
+// DefineBatchTask creates a batch task, like DefineTask.
+func (k *Kapacitord) DefineBatchTask(id, tickscript string, dbrps []DBRP, enable bool) error {
+	return k.defineTask(id, "batch", tickscript, dbrps, enable)
+}
+
+func (k *Kapacitord) defineTask(id, typ, tickscript string, dbrps []DBRP, enable bool) error {
 	status := "disabled"
 	if enable {
 		status = "enabled"
 	}
 	body, err := json.Marshal(map[string]any{
 		"id":     id,
-		"type":   "stream",
+		"type":   typ,
 		"dbrps":  dbrps,
 		"script": tickscript,
 		"status": status,
@@ -485,4 +509,59 @@ func (k *Kapacitord) WaitTask(id string, timeout time.Duration, what string, con
 func (k *Kapacitord) Write(db, rp, lineProtocol string) error {
 	q := url.Values{"db": {db}, "rp": {rp}, "precision": {"ns"}}
 	return k.do(context.Background(), "write points", http.MethodPost, "/kapacitor/v1/write?"+q.Encode(), strings.NewReader(lineProtocol), "text/plain", nil)
+}
+
+// Replay is what Kapacitor reports about a replay (GET /kapacitor/v1/replays/ID).
+type Replay struct {
+	ID string `json:"id"`
+	// Status is "running", "finished" or "failed".
+	Status string `json:"status"`
+	// Error is why it failed ("" if it did not).
+	Error string `json:"error"`
+	// Progress goes from 0 to 1.
+	Progress float64 `json:"progress"`
+}
+
+// ReplayBatch starts replaying a batch task over [start, stop] (POST
+// /kapacitor/v1/replays/batch): Kapacitor runs the task's queries for every
+// period of its schedule in that range against InfluxDB and feeds the
+// batches to a copy of the task, with the fast clock and the data's own
+// times. The task need not be enabled. It returns the replay's ID.
+func (k *Kapacitord) ReplayBatch(task string, start, stop time.Time) (string, error) {
+	body, err := json.Marshal(map[string]any{
+		"task":           task,
+		"start":          start.UTC().Format(time.RFC3339Nano),
+		"stop":           stop.UTC().Format(time.RFC3339Nano),
+		"clock":          "fast",
+		"recording-time": true,
+	})
+	if err != nil {
+		return "", fmt.Errorf("replay batch task %s: %w", task, err)
+	}
+	var r Replay
+	if err := k.do(context.Background(), "replay batch task "+task, http.MethodPost, "/kapacitor/v1/replays/batch", bytes.NewReader(body), "application/json", &r); err != nil {
+		return "", err
+	}
+	return r.ID, nil
+}
+
+// WaitReplay polls a replay until it is no longer running and returns it,
+// or fails after timeout. A failed replay is returned with an error holding
+// Kapacitor's reason.
+func (k *Kapacitord) WaitReplay(id string, timeout time.Duration) (Replay, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var r Replay
+		err := k.do(context.Background(), "get replay "+id, http.MethodGet, "/kapacitor/v1/replays/"+url.PathEscape(id), nil, "", &r)
+		if err == nil && r.Status != "running" {
+			if r.Status != "finished" {
+				return r, fmt.Errorf("replay %s %s: %s", id, r.Status, r.Error)
+			}
+			return r, nil
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("replay %s still %q after %s (progress %.2f, last error %v)", id, r.Status, timeout, r.Progress, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -202,6 +202,47 @@ func TestKapacitordConfig(t *testing.T) {
 	assert.NotContains(t, kapacitordConfig(KapacitordConfig{}, "/d", "a:1", "l"), "[udf.")
 }
 
+func TestKapacitordConfigBatch(t *testing.T) {
+	conf := kapacitordConfig(KapacitordConfig{
+		UDFSocket: "/tmp/s.sock", BatchUDFSocket: "/tmp/b.sock", UDFName: "squadcast", UDFTimeout: 10 * time.Second,
+		InfluxDBURL: "http://127.0.0.1:8086",
+	}, "/d", "127.0.0.1:9", "/d/k.log")
+	for _, want := range []string{
+		"[[influxdb]]\n  enabled = true\n  default = true\n  name = \"default\"\n  urls = [\"http://127.0.0.1:8086\"]\n  disable-subscriptions = true",
+		"[udf.functions.squadcast]\n  socket = \"/tmp/s.sock\"",
+		"[udf.functions.squadcast_batch]\n  socket = \"/tmp/b.sock\"\n  timeout = \"10s\"",
+	} {
+		assert.Contains(t, conf, want)
+	}
+	assert.Equal(t, 1, strings.Count(conf, "[[influxdb]]"))
+}
+
+// TestInfluxd checks the InfluxDB harness against a real influxd: it starts
+// on loopback in a temp dir, takes a database, points and queries.
+func TestInfluxd(t *testing.T) {
+	bin, err := InfluxdBinary()
+	if err != nil {
+		if os.Getenv("KAPACITOR_SQUADCAST_E2E") == "required" {
+			t.Fatalf("%v, and KAPACITOR_SQUADCAST_E2E=required", err)
+		}
+		t.Skip(err)
+	}
+	d, err := StartInfluxd(bin, "")
+	require.NoError(t, err)
+	t.Cleanup(d.Stop)
+	assert.True(t, strings.HasPrefix(d.URL, "http://127.0.0.1:"), d.URL)
+	require.NoError(t, d.Query("", `CREATE DATABASE "db"`))
+	require.NoError(t, d.Write("db", "autogen", Line("h1", 42.5, 6, time.Unix(100, 0))+"\n"))
+	err = d.Write("nope", "autogen", Line("h1", 1, 1, time.Unix(100, 0)))
+	assert.ErrorContains(t, err, "database not found")
+	require.NoError(t, d.Query("db", `SELECT * FROM cpu`))
+	assert.ErrorContains(t, d.Query("db", `SELEKT`), "error parsing query")
+	dir := d.Dir
+	d.Stop()
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "Stop removes the temp dir it made")
+}
+
 // kapacitordOrSkip returns $KAPACITORD, skipping the test when it is not set
 // unless KAPACITOR_SQUADCAST_E2E=required.
 func kapacitordOrSkip(t *testing.T) string {

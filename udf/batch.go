@@ -1,0 +1,194 @@
+package udf
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"go.uber.org/zap"
+)
+
+// batchBuffer holds the batch being read: its begin message and points.
+type batchBuffer struct {
+	begin  *agent.BeginBatch
+	points []*agent.Point
+}
+
+// BeginBatch starts buffering a batch (batch handlers only).
+func (h *Handler) BeginBatch(b *agent.BeginBatch) (err error) {
+	defer recoverTo(&err)
+	switch {
+	case !h.cfg.Batch:
+		return errors.New("@squadcast() takes a stream, but batch data reached it: use @squadcast_batch() in batch tasks")
+	case h.opts == nil:
+		return errors.New("batch received before a successful init")
+	case h.batch != nil:
+		return errors.New("a batch began inside another batch")
+	}
+	size := min(max(b.GetSize(), 0), 1<<16)
+	h.batch = &batchBuffer{begin: b, points: make([]*agent.Point, 0, size)}
+	return nil
+}
+
+// batchPoint adds a point to the batch being read.
+func (h *Handler) batchPoint(p *agent.Point) error {
+	if h.batch == nil {
+		return errors.New("a point of a batch task came outside a batch")
+	}
+	h.batch.points = append(h.batch.points, p)
+	return nil
+}
+
+// EndBatch ends the batch being read and alerts on it as the alert node's
+// alertState.BufferedBatch does. The batch's level is the highest level of
+// its points (the lowest with .all()), each point evaluated against the
+// group's level before the batch; the event's time is the time of the first
+// point at the highest level, or the batch's time (tmax) for an OK level or
+// with .all(); its fields are that point's, its tags the batch's, and its
+// data the batch's rows. When an event goes out, the batch is returned to be
+// emitted downstream, its points carrying the fields level, message, id and
+// duration; otherwise begin is nil. An empty batch sends nothing.
+func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points []*agent.Point, err error) {
+	defer recoverTo(&err)
+	switch {
+	case !h.cfg.Batch:
+		return nil, nil, errors.New("@squadcast() takes a stream, but batch data reached it: use @squadcast_batch() in batch tasks")
+	case h.opts == nil:
+		return nil, nil, errors.New("batch received before a successful init")
+	case h.batch == nil:
+		return nil, nil, errors.New("a batch ended that did not begin")
+	}
+	b := h.batch
+	h.batch = nil
+	if end.GetTmax() > h.asOf {
+		h.asOf = end.GetTmax()
+	}
+	if len(b.points) == 0 {
+		return nil, nil, nil
+	}
+	group := end.GetGroup()
+	st := h.groups[group]
+	current := OK
+	if st != nil {
+		current = st.level
+	}
+	lowest, highest := Critical, OK
+	var highestPoint *agent.Point
+	for _, p := range b.points {
+		l, ok := h.level(p, current)
+		if !ok {
+			continue
+		}
+		lowest = min(lowest, l)
+		if l > highest || highestPoint == nil {
+			highest, highestPoint = l, p
+		}
+	}
+	if highestPoint == nil {
+		return nil, nil, nil // no point had a valid level
+	}
+	level := highest
+	if h.opts.All {
+		level = lowest
+	}
+	t := highestPoint.GetTime()
+	if h.opts.All || level == OK {
+		t = end.GetTmax()
+	}
+
+	if st == nil {
+		if level == OK {
+			return nil, nil, nil
+		}
+		st = h.rules.newGroup()
+		h.groups[group] = st
+	}
+	lastTriggered := st.lastTriggered
+	send := h.rules.update(st, level, t)
+	if level != current || st.lastTriggered != lastTriggered {
+		h.dirty[group] = struct{}{}
+	}
+	if level == OK && st.flap == nil {
+		delete(h.groups, group)
+	}
+	if !send {
+		return nil, nil, nil
+	}
+	h.unflushed = true
+	ev, err := h.event(end.GetName(), group, end.GetTags(), pointFields(highestPoint), t, level, st.duration())
+	if err != nil {
+		h.log.Error("cannot render alert event", zap.String("group", group), zap.Error(err))
+		return nil, nil, nil
+	}
+	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
+	st.id = ev.ID
+	if err := h.pub.Publish(ev); err != nil {
+		h.log.Error("alert event lost: cannot enqueue it",
+			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
+	}
+	out := make([]*agent.Point, len(b.points))
+	for i, p := range b.points {
+		out[i] = alertPoint(p, &ev)
+	}
+	begin = &agent.BeginBatch{
+		Name:   end.GetName(),
+		Group:  group,
+		Tags:   end.GetTags(),
+		Size:   int64(len(out)),
+		ByName: b.begin.GetByName(),
+	}
+	return begin, out, nil
+}
+
+// batchRows builds the rows of a batch's alert data as Kapacitor's
+// BufferedBatchMessage.ToRow does: the columns are "time", then the first
+// point's field names and its tags that are not batch tags, sorted; each
+// point's row has its time, then for each column its field, else its tag,
+// else nil.
+func batchRows(batchTags map[string]string, points []*agent.Point) ([]string, [][]interface{}) {
+	first := points[0]
+	fields := pointFields(first)
+	columns := make([]string, 1, 1+len(fields)+len(first.Tags))
+	columns[0] = "time"
+	for f := range fields {
+		columns = append(columns, f)
+	}
+	for k := range first.Tags {
+		if _, ok := batchTags[k]; !ok {
+			columns = append(columns, k)
+		}
+	}
+	sort.Strings(columns[1:])
+	values := make([][]interface{}, len(points))
+	for i, p := range points {
+		row := make([]interface{}, len(columns))
+		row[0] = time.Unix(0, p.Time).UTC()
+		for j, c := range columns[1:] {
+			if v, ok := pointField(p, c); ok {
+				row[j+1] = v
+			} else if v, ok := p.Tags[c]; ok {
+				row[j+1] = v
+			}
+		}
+		values[i] = row
+	}
+	return columns, values
+}
+
+// pointField returns a point's field by name, whatever its type.
+func pointField(p *agent.Point, name string) (interface{}, bool) {
+	if v, ok := p.FieldsDouble[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsInt[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsString[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsBool[name]; ok {
+		return v, true
+	}
+	return nil, false
+}
