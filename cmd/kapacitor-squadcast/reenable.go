@@ -34,6 +34,9 @@ type reenabler struct {
 	// retryFor is how long to wait for Kapacitor's API to answer at all.
 	retryFor time.Duration
 	wait     func(context.Context, time.Duration) error
+	// settleFor bounds the wait, between disabling and enabling an
+	// executing task, for Kapacitor to finish with its old run (see awaitRunEnded).
+	settleFor time.Duration
 }
 
 // kapacitorTask is the part of Kapacitor's task JSON the reenabler reads.
@@ -103,7 +106,7 @@ func (r *reenabler) run(ctx context.Context) ([]string, error) {
 		if !needsRestart(t, r.udf, connected) {
 			continue
 		}
-		if err := r.restart(ctx, t.ID); err != nil {
+		if err := r.restart(ctx, t); err != nil {
 			r.log.Error("cannot restart task", zap.String("task", t.ID), zap.Error(err))
 			errs = append(errs, err)
 			continue
@@ -134,14 +137,44 @@ func (r *reenabler) list(ctx context.Context) ([]kapacitorTask, error) {
 	}
 }
 
-func (r *reenabler) restart(ctx context.Context, id string) error {
-	path := "/kapacitor/v1/tasks/" + url.PathEscape(id)
-	for _, status := range []string{"disabled", "enabled"} {
-		if err := r.do(ctx, http.MethodPatch, path, map[string]string{"status": status}, nil); err != nil {
-			return fmt.Errorf("set status %s: %w", status, err)
-		}
+func (r *reenabler) restart(ctx context.Context, t kapacitorTask) error {
+	path := "/kapacitor/v1/tasks/" + url.PathEscape(t.ID)
+	if err := r.setStatus(ctx, path, "disabled"); err != nil {
+		return err
+	}
+	if t.Executing {
+		r.awaitRunEnded(ctx, path)
+	}
+	return r.setStatus(ctx, path, "enabled")
+}
+
+func (r *reenabler) setStatus(ctx context.Context, path, status string) error {
+	if err := r.do(ctx, http.MethodPatch, path, map[string]string{"status": status}, nil); err != nil {
+		return fmt.Errorf("set status %s: %w", status, err)
 	}
 	return nil
+}
+
+// awaitRunEnded waits, up to r.settleFor, until Kapacitor has finished
+// with the run of an executing task that was just disabled. Kapacitor 1.5
+// watches each run in a goroutine that, when the run ends with an error (as
+// a run on a dead UDF connection does), stops the task by its ID and then
+// saves the error: a task enabled again before that is stopped at once, or,
+// while its new run is still starting, crashes kapacitord (a nil pointer in
+// udf.(*Server).Abort). The saved error is the sign that the goroutine is
+// done. A run that ended without error saves none: then the wait runs out,
+// and no goroutine is left to interfere.
+func (r *reenabler) awaitRunEnded(ctx context.Context, path string) {
+	deadline := time.Now().Add(r.settleFor)
+	for time.Now().Before(deadline) {
+		var t kapacitorTask
+		if err := r.do(ctx, http.MethodGet, path+"?"+url.Values{"fields": {"error", "executing"}}.Encode(), nil, &t); err == nil && !t.Executing && t.Error != "" {
+			return
+		}
+		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+			return
+		}
+	}
 }
 
 // do sends one API request. Its errors name the method and path, never the

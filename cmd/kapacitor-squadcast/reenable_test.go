@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,12 +48,29 @@ func (f *fakeKapacitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			page = f.tasks[off:end]
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"tasks": page})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/kapacitor/v1/tasks/"):
+		id := r.URL.Path[len("/kapacitor/v1/tasks/"):]
+		f.patches = append(f.patches, id+"?")
+		for _, t := range f.tasks {
+			if t.ID == id {
+				_ = json.NewEncoder(w).Encode(t)
+				return
+			}
+		}
+		http.NotFound(w, r)
 	case r.Method == http.MethodPatch:
 		var body map[string]string
 		b, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(b, &body)
 		id := r.URL.Path[len("/kapacitor/v1/tasks/"):]
 		f.patches = append(f.patches, id+"="+body["status"])
+		for i, t := range f.tasks {
+			if t.ID == id && t.Executing && body["status"] == "disabled" {
+				// Like Kapacitor 1.5: the run on the dead connection ends
+				// with an error, saved by the run's goroutine.
+				f.tasks[i].Executing, f.tasks[i].Error = false, "squadcast2: stopping UDF server: node aborted"
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 	default:
 		http.NotFound(w, r)
@@ -86,14 +104,15 @@ func TestReenabler(t *testing.T) {
 		connected: func() map[string]bool { return map[string]bool{"connected_now": true} },
 		retryFor:  time.Minute,
 		wait:      func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil },
+		settleFor: time.Minute, // the fake saves the error at once: one look is enough (see the patches below)
 	}
 	restarted, err := r.run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"dead_conn", "broke", "last_page"}, restarted)
 	assert.Equal(t, []string{
-		"dead_conn=disabled", "dead_conn=enabled",
-		"broke=disabled", "broke=enabled",
-		"last_page=disabled", "last_page=enabled",
+		"dead_conn=disabled", "dead_conn?", "dead_conn=enabled", // executing: waits for the old run's error
+		"broke=disabled", "broke=enabled", // already stopped: nothing to wait for
+		"last_page=disabled", "last_page?", "last_page=enabled",
 	}, fk.patches)
 	assert.Len(t, waits, 2, "waited for Kapacitor's API twice")
 }

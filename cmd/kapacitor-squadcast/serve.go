@@ -169,6 +169,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		r := &reenabler{
 			base: kapURL, udf: s.udf, client: &http.Client{Timeout: 30 * time.Second},
 			log: log.Named("kapacitor"), connected: s.srv.ConnectedTasks, retryFor: 5 * time.Minute, wait: sleepCtx,
+			settleFor: 10 * time.Second,
 		}
 		go func() {
 			restarted, err := r.run(ctx)
