@@ -23,6 +23,8 @@ type HandlerConfig struct {
 	MaxFrame int
 	// State, when set, keeps each task node's alert state across restarts.
 	State *StateStore
+	// Observer, when set, hears of points, events and failed Inits.
+	Observer Observer
 }
 
 // Handler handles the requests of one Kapacitor connection, i.e. one
@@ -86,6 +88,9 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	h.log = h.log.With(zap.String("task", h.taskID), zap.String("node", h.nodeID))
 	fail := func(err error) (*agent.InitResponse, error) {
 		h.log.Warn("task rejected: bad option", zap.Error(err))
+		if h.cfg.Observer != nil {
+			h.cfg.Observer.InitFailed()
+		}
 		return &agent.InitResponse{Success: false, Error: err.Error()}, nil
 	}
 	opts, err := ParseOptions(r.GetOptions())
@@ -203,6 +208,9 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	if h.opts == nil {
 		return nil, errors.New("point received before a successful init")
 	}
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.PointReceived()
+	}
 	if p.Time > h.asOf {
 		h.asOf = p.Time
 	}
@@ -243,6 +251,13 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		return nil, nil
 	}
 	st.id = ev.ID
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.AlertEvent(ev.Level)
+	}
+	if ce := h.log.Check(zap.DebugLevel, "alert event"); ce != nil {
+		ce.Write(zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Stringer("previous_level", ev.PreviousLevel),
+			zap.String("group", p.Group), zap.Duration("duration", ev.Duration))
+	}
 	if err := h.pub.Publish(ev); err != nil {
 		h.log.Error("alert event lost: cannot enqueue it",
 			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
