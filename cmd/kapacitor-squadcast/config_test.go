@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -294,5 +295,45 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	for _, f := range []string{"config", "socket", "socket-mode", "socket-group", "data-dir", "url", "format", "workers", "log-level", "log-format",
 		"shutdown-timeout", "kapacitor-url", "udf-name", "rate-limit", "retry-max-wait", "max-age", "listen"} {
 		assert.Contains(t, errb.String(), "\n  -"+f+" ", "serve --help lists -%s", f)
+	}
+}
+
+// TestServeConfigErrors: serve refuses bad socket, listen and config
+// settings before it creates anything.
+func TestServeConfigErrors(t *testing.T) {
+	t.Setenv(webhookEnv, "")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	badCfg := filepath.Join(dir, "bad.toml")
+	require.NoError(t, os.WriteFile(badCfg, []byte("[[endpoint]]\nname = \"p\"\nurl = \"https://h/"+cfgSecret+"\"\nurl-file = \"/x\"\n"), 0o600))
+	for _, tc := range []struct {
+		args []string
+		env  string
+		code int
+		want string
+	}{
+		{[]string{"--socket", sock, "--data-dir", dir, "--socket-mode", "999"}, "", 2, `invalid value "999" for flag -socket-mode`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--socket-group", "no-such-group-xyz"}, "", 1, `--socket-group: unknown group "no-such-group-xyz"`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--listen", "nope"}, "", 1, `--listen: "nope" is not host:port`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--max-age", "0s"}, "", 1, `--max-age must be positive`},
+		{[]string{"--socket", sock, "--data-dir", dir}, "gopher://h/" + cfgSecret, 1, `$SQUADCAST_WEBHOOK_URL: the URL has scheme "gopher"`},
+		{[]string{"--config", filepath.Join(dir, "missing.toml")}, "", 1, "read config file"},
+		{[]string{"--config", badCfg, "--socket", sock, "--data-dir", dir}, "", 1, `config file ` + badCfg + `: endpoint "p": url and url-file exclude each other`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Setenv(webhookEnv, tc.env)
+			var errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			assert.Equal(t, tc.code, runServe(ctx, tc.args, &errb))
+			// Errors found before the logger exists are plain text; later
+			// ones are in a JSON log line.
+			out := errb.String()
+			assert.True(t, strings.Contains(out, tc.want) || strings.Contains(out, strings.ReplaceAll(tc.want, `"`, `\"`)),
+				"%q does not contain %q", out, tc.want)
+			assert.NotContains(t, out, cfgSecret)
+			_, err := os.Lstat(sock)
+			assert.True(t, os.IsNotExist(err), "no socket is created")
+		})
 	}
 }
