@@ -157,20 +157,8 @@ func (c Config) validate() error {
 			return fmt.Errorf("endpoints[%d]: name %q is used twice", i, e.Name)
 		}
 		seen[e.Name] = true
-		if _, err := parseWebhookURL(e.URL); err != nil {
-			return fmt.Errorf("endpoint %q: url %w", e.Name, err)
-		}
-		if !validFormat(e.Format) {
-			return fmt.Errorf("endpoint %q: format %q is unknown (want %q or %q)", e.Name, e.Format, FormatKapacitor, FormatIncidentWebhook)
-		}
-		if e.Timeout < 0 {
-			return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
-		}
-		if err := e.RateLimit.validate(); err != nil {
-			return fmt.Errorf("endpoint %q: %w", e.Name, err)
-		}
-		if err := ValidateHeaders(e.Headers); err != nil {
-			return fmt.Errorf("endpoint %q: %w", e.Name, err)
+		if err := e.validate(); err != nil {
+			return err
 		}
 	}
 	if c.DataDir == "" {
@@ -196,6 +184,35 @@ func (c Config) validate() error {
 	}
 	if c.RetryWaitMin > c.RetryWaitMax {
 		return fmt.Errorf("retry wait min %s is greater than retry wait max %s", c.RetryWaitMin, c.RetryWaitMax)
+	}
+	return nil
+}
+
+// Validate reports the first bad setting of an endpoint (with the
+// defaults New applies: an empty format is FormatKapacitor), naming the
+// endpoint and the setting. Errors never contain the URL.
+func (e Endpoint) Validate() error {
+	if e.Format == "" {
+		e.Format = FormatKapacitor
+	}
+	return e.validate()
+}
+
+func (e Endpoint) validate() error {
+	if _, err := parseWebhookURL(e.URL); err != nil {
+		return fmt.Errorf("endpoint %q: url %w", e.Name, err)
+	}
+	if !validFormat(e.Format) {
+		return fmt.Errorf("endpoint %q: format %q is unknown (want %q or %q)", e.Name, e.Format, FormatKapacitor, FormatIncidentWebhook)
+	}
+	if e.Timeout < 0 {
+		return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
+	}
+	if err := e.RateLimit.validate(); err != nil {
+		return fmt.Errorf("endpoint %q: %w", e.Name, err)
+	}
+	if err := ValidateHeaders(e.Headers); err != nil {
+		return fmt.Errorf("endpoint %q: %w", e.Name, err)
 	}
 	return nil
 }

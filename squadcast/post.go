@@ -26,7 +26,7 @@ func PostOnce(ctx context.Context, e Endpoint, ev udf.Event) (int, error) {
 	if e.Name == "" {
 		e.Name = "test"
 	}
-	if err := (Config{Endpoints: []Endpoint{e}, DataDir: "-"}).Validate(); err != nil {
+	if err := e.validate(); err != nil {
 		return 0, err
 	}
 	body, err := Render(e.Format, ev)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
 )
@@ -59,8 +57,10 @@ func checkConfig(path string) (serveConfig, error) {
 		return c, err
 	}
 	// What the sender itself checks (formats, headers, URLs, rate limits).
-	if err := (squadcast.Config{Endpoints: c.endpointList(), DataDir: "-"}).Validate(); err != nil {
-		return c, errors.New(strings.TrimPrefix(err.Error(), "squadcast config: "))
+	for _, e := range c.endpointList() {
+		if err := e.Validate(); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }

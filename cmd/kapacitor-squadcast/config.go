@@ -199,9 +199,13 @@ func applyConfig(text string, c *serveConfig) error {
 		return errors.New(redactURLs(msg))
 	}
 	if err := unknownKeys(md); err != nil {
-		return err
+		return errors.New(redactURLs(err.Error()))
 	}
-	return fc.apply(c)
+	if err := fc.apply(c); err != nil {
+		// Values are quoted in some messages: never a URL's path.
+		return errors.New(redactURLs(err.Error()))
+	}
+	return nil
 }
 
 // unknownKeys reports the first key of the file that is not a setting,
