@@ -125,7 +125,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		served <- err
 	}()
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers),
-		zap.Strings("endpoints", c.endpointNames()))
+		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile))
 	var httpSrv *http.Server
 	if m != nil {
 		m.watch(srv, sender)
