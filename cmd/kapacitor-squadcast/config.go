@@ -538,11 +538,15 @@ func (c *serveConfig) endpointNames() []string {
 
 // validate checks the merged configuration; errors name the flag.
 func (c *serveConfig) validate() error {
+	inFile := ""
+	if c.configFile != "" {
+		inFile = " (or its key in " + c.configFile + ")"
+	}
 	if c.socket == "" {
-		return errors.New("--socket is required")
+		return errors.New("--socket is required" + inFile)
 	}
 	if c.dataDir == "" {
-		return errors.New("--data-dir is required")
+		return errors.New("--data-dir is required" + inFile)
 	}
 	return c.validateSettings()
 }
