@@ -89,6 +89,7 @@ func (s *Sender) commitLoop() {
 			s.enqueue(fresh)
 		}
 		s.cm.Lock()
+		s.cmErr = err
 		if err != nil {
 			for _, j := range puts {
 				if j.pub != nil {

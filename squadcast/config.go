@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,12 +61,16 @@ type Endpoint struct {
 	// value means none. Inline URLs (option .url) that take this endpoint's
 	// settings get the same limit, each URL its own bucket.
 	RateLimit RateLimit
+	// Headers are sent with each request to the endpoint (and to inline
+	// URLs that take its settings). Content-Type, Content-Length, Host and
+	// Transfer-Encoding cannot be set.
+	Headers map[string]string
 }
 
 // String describes the endpoint without its URL's path and query, so that
 // printing an Endpoint (or a Config) never shows the secret key.
 func (e Endpoint) String() string {
-	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s RateLimit:%s}", e.Name, RedactURL(e.URL), e.Format, e.Timeout, e.RateLimit)
+	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s RateLimit:%s Headers:%d}", e.Name, RedactURL(e.URL), e.Format, e.Timeout, e.RateLimit, len(e.Headers))
 }
 
 // GoString is like String, for %#v.
@@ -97,6 +102,8 @@ type Config struct {
 	Logger *zap.Logger
 	// UserAgent is the User-Agent header (default DefaultUserAgent).
 	UserAgent string
+	// Observer, when set, hears the result of every delivery attempt (for metrics).
+	Observer Observer
 }
 
 // withDefaults returns c with zero values replaced by the defaults.
@@ -150,17 +157,8 @@ func (c Config) validate() error {
 			return fmt.Errorf("endpoints[%d]: name %q is used twice", i, e.Name)
 		}
 		seen[e.Name] = true
-		if _, err := parseWebhookURL(e.URL); err != nil {
-			return fmt.Errorf("endpoint %q: url %w", e.Name, err)
-		}
-		if !validFormat(e.Format) {
-			return fmt.Errorf("endpoint %q: format %q is unknown (want %q or %q)", e.Name, e.Format, FormatKapacitor, FormatIncidentWebhook)
-		}
-		if e.Timeout < 0 {
-			return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
-		}
-		if err := e.RateLimit.validate(); err != nil {
-			return fmt.Errorf("endpoint %q: %w", e.Name, err)
+		if err := e.validate(); err != nil {
+			return err
 		}
 	}
 	if c.DataDir == "" {
@@ -188,6 +186,89 @@ func (c Config) validate() error {
 		return fmt.Errorf("retry wait min %s is greater than retry wait max %s", c.RetryWaitMin, c.RetryWaitMax)
 	}
 	return nil
+}
+
+// Validate reports the first bad setting of an endpoint (with the
+// defaults New applies: an empty format is FormatKapacitor), naming the
+// endpoint and the setting. Errors never contain the URL.
+func (e Endpoint) Validate() error {
+	if e.Format == "" {
+		e.Format = FormatKapacitor
+	}
+	return e.validate()
+}
+
+func (e Endpoint) validate() error {
+	if _, err := parseWebhookURL(e.URL); err != nil {
+		return fmt.Errorf("endpoint %q: url %w", e.Name, err)
+	}
+	if !validFormat(e.Format) {
+		return fmt.Errorf("endpoint %q: format %q is unknown (want %q or %q)", e.Name, e.Format, FormatKapacitor, FormatIncidentWebhook)
+	}
+	if e.Timeout < 0 {
+		return fmt.Errorf("endpoint %q: timeout %s is negative", e.Name, e.Timeout)
+	}
+	if err := e.RateLimit.validate(); err != nil {
+		return fmt.Errorf("endpoint %q: %w", e.Name, err)
+	}
+	if err := ValidateHeaders(e.Headers); err != nil {
+		return fmt.Errorf("endpoint %q: %w", e.Name, err)
+	}
+	return nil
+}
+
+// reservedHeaders are set by the Sender (or net/http) and cannot be configured.
+var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding"}
+
+// ValidateHeaders reports the first header (in name order) whose name is
+// not a valid HTTP field name or is one the Sender sets itself, or whose
+// value holds control characters. Errors name the header, never its value
+// (it may be a token).
+func ValidateHeaders(h map[string]string) error {
+	names := make([]string, 0, len(h))
+	for n := range h {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !validHeaderName(n) {
+			return fmt.Errorf("header %q: not a valid header name (letters, digits and !#$%%&'*+-.^_`|~ only)", n)
+		}
+		for _, r := range reservedHeaders {
+			if strings.EqualFold(n, r) {
+				return fmt.Errorf("header %q: set by the daemon, cannot be configured", n)
+			}
+		}
+		if strings.ContainsFunc(h[n], func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return fmt.Errorf("header %q: its value has control characters", n)
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether n is an RFC 9110 token.
+func validHeaderName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckURL reports whether raw is an absolute http(s) webhook URL with a
+// host. Its errors say what is wrong ("has no host") and never contain
+// the URL.
+func CheckURL(raw string) error {
+	_, err := parseWebhookURL(raw)
+	return err
 }
 
 func validFormat(f string) bool { return f == FormatKapacitor || f == FormatIncidentWebhook }

@@ -47,6 +47,10 @@ func TestConfigValidate(t *testing.T) {
 		{name: "min over max", cfg: Config{RetryWaitMin: time.Minute, RetryWaitMax: time.Second}, wantErr: "retry wait min 1m0s is greater than retry wait max 1s"},
 		{name: "user agent with newline", cfg: Config{UserAgent: "a\nb"}, wantErr: `user agent "a\nb" has control characters`},
 		{name: "min over default max", cfg: Config{RetryWaitMin: time.Hour}, wantErr: "retry wait min 1h0m0s is greater than retry wait max 5m0s"},
+		{name: "headers", cfg: Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL, Headers: map[string]string{"X-Team": "infra", "User-Agent": "me"}}}}},
+		{name: "bad header name", cfg: Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL, Headers: map[string]string{"X Team": "infra"}}}}, wantErr: `endpoint "a": header "X Team": not a valid header name`},
+		{name: "reserved header", cfg: Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL, Headers: map[string]string{"content-type": "text/plain"}}}}, wantErr: `endpoint "a": header "content-type": set by the daemon`},
+		{name: "header value with newline", cfg: Config{Endpoints: []Endpoint{{Name: "a", URL: secretURL, Headers: map[string]string{"X-Token": "a\r\nb"}}}}, wantErr: `endpoint "a": header "X-Token": its value has control characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -197,13 +197,36 @@ func (s *Sender) work() {
 		inc.busy, inc.reserved = true, false
 		s.mu.Unlock()
 
+		start := s.clock.Now()
 		err := s.send(j)
 		res := s.outcome(j, err)
 		res.log(s, j)
+		s.observe(j, res.kind, start)
 
 		s.mu.Lock()
 		s.finish(inc, j, res)
 	}
+}
+
+// observe tells the Observer, if any, of an attempt that started at start.
+func (s *Sender) observe(j *job, kind resultKind, start time.Time) {
+	o := s.cfg.Observer
+	if o == nil {
+		return
+	}
+	var r Result
+	switch kind {
+	case resultDelivered:
+		r = ResultDelivered
+	case resultRetry:
+		r = ResultRetried
+	case resultDead:
+		r = ResultDeadLettered
+	default:
+		return
+	}
+	now := s.clock.Now()
+	o.Attempted(j.target.label, r, now.Sub(start), now.Sub(j.created))
 }
 
 // attemptResult is what one attempt means for its event.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
@@ -81,6 +82,7 @@ type Sender struct {
 	cmGone   bool          // the committer returned
 	cmWake   chan struct{} // closed to cut a retry pause short
 	cmExited chan struct{}
+	cmErr    error // the last transaction's error, nil once one succeeds
 
 	closeOnce sync.Once
 	closeErr  error
@@ -112,6 +114,8 @@ type target struct {
 	format   string
 	timeout  time.Duration
 	rate     RateLimit
+	headers  map[string]string
+	label    string   // the name an Observer hears
 	secrets  []string // parts of url never to show
 }
 
@@ -222,7 +226,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	s.cmDone = sync.NewCond(&s.cm)
 	for _, e := range cfg.Endpoints {
 		s.endpoints[e.Name] = &target{name: e.Name, settings: e.Name, url: e.URL, format: e.Format,
-			timeout: e.Timeout, rate: e.RateLimit, secrets: urlSecrets(e.URL)}
+			timeout: e.Timeout, rate: e.RateLimit, headers: e.Headers, label: observerLabel(e.Name), secrets: urlSecrets(e.URL)}
 	}
 
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
@@ -280,9 +284,9 @@ func (s *Sender) restore(stored []storedEvent) []*job {
 		t := targets[key]
 		if t == nil {
 			t = &target{name: r.Endpoint, settings: r.Settings, url: r.URL, format: r.Format,
-				timeout: DefaultTimeout, secrets: urlSecrets(r.URL)}
+				timeout: DefaultTimeout, label: observerLabel(r.Endpoint), secrets: urlSecrets(r.URL)}
 			if ep, ok := s.endpoints[r.Settings]; ok {
-				t.timeout, t.rate = ep.timeout, ep.rate
+				t.timeout, t.rate, t.headers = ep.timeout, ep.rate, ep.headers
 			} else {
 				t.settings = ""
 			}
@@ -326,9 +330,10 @@ func (s *Sender) resolve(d udf.Destination) (*target, error) {
 		if err != nil {
 			return nil, &udf.OptionError{Option: "url", Reason: "url " + err.Error()}
 		}
-		t = target{name: "inline:" + u.Host, url: d.URL, format: FormatKapacitor, timeout: DefaultTimeout, secrets: urlSecrets(d.URL)}
+		t = target{name: "inline:" + u.Host, url: d.URL, format: FormatKapacitor, timeout: DefaultTimeout,
+			label: InlineLabel, secrets: urlSecrets(d.URL)}
 		if known {
-			t.settings, t.format, t.timeout, t.rate = ep.settings, ep.format, ep.timeout, ep.rate
+			t.settings, t.format, t.timeout, t.rate, t.headers = ep.settings, ep.format, ep.timeout, ep.rate, ep.headers
 		}
 	case known:
 		t = *ep
@@ -354,7 +359,7 @@ func (s *Sender) unknownEndpoint(name string) error {
 	e := &udf.OptionError{Option: "endpoint", Value: "'" + name + "'"}
 	switch {
 	case len(s.endpoints) == 0 && name == DefaultEndpoint:
-		e.Reason = "no endpoint is configured: start the daemon with --url or SQUADCAST_WEBHOOK_URL, or give .url(...)"
+		e.Reason = "no endpoint is configured: start the daemon with --url, SQUADCAST_WEBHOOK_URL or a config file's [[endpoint]] name = \"default\", or give .url(...)"
 	case len(s.endpoints) == 0:
 		e.Reason = "unknown endpoint (none is configured)"
 	default:
@@ -445,8 +450,13 @@ func (s *Sender) send(j *job) error {
 	if err != nil {
 		return &DeliveryError{Attempts: j.attempts, Err: redactError(fmt.Errorf("build request: %w", err), j.target.secrets)}
 	}
+	for k, v := range j.target.headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.cfg.UserAgent)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", s.cfg.UserAgent)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var de *DeliveryError
@@ -513,6 +523,29 @@ func (s *Sender) Stats() Stats {
 		Queued:       queued,
 		Pending:      int(s.stored.Load()),
 	}
+}
+
+// Ready reports whether the Sender can take events durably: it is not
+// closed, the committer's last outbox transaction succeeded, and an empty
+// write transaction commits (and syncs) now. It is meant for a readiness
+// probe: each call writes the outbox file's meta page.
+func (s *Sender) Ready() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	s.cm.Lock()
+	err := s.cmErr
+	s.cm.Unlock()
+	if err != nil {
+		return fmt.Errorf("the last outbox write failed: %w", err)
+	}
+	if err := s.outbox.update(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("write the outbox: %w", err)
+	}
+	return nil
 }
 
 // Close stops accepting events (Publish then returns ErrClosed) and waits

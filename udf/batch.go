@@ -123,10 +123,7 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 	}
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
 	st.id = ev.ID
-	if err := h.pub.Publish(ev); err != nil {
-		h.log.Error("alert event lost: cannot enqueue it",
-			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
-	}
+	h.publish(ev, group)
 	out := make([]*agent.Point, len(b.points))
 	for i, p := range b.points {
 		out[i] = alertPoint(p, &ev)

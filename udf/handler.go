@@ -26,6 +26,8 @@ type HandlerConfig struct {
 	// Batch makes the handlers serve @squadcast_batch(): they want and
 	// provide batches, and alert on each batch as the alert node does.
 	Batch bool
+	// Observer, when set, hears of points, events and failed Inits.
+	Observer Observer
 }
 
 // Handler handles the requests of one Kapacitor connection, i.e. one
@@ -101,6 +103,9 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	h.log = h.log.With(zap.String("task", h.taskID), zap.String("node", h.nodeID))
 	fail := func(err error) (*agent.InitResponse, error) {
 		h.log.Warn("task rejected: bad option", zap.Error(err))
+		if h.cfg.Observer != nil {
+			h.cfg.Observer.InitFailed()
+		}
 		return &agent.InitResponse{Success: false, Error: err.Error()}, nil
 	}
 	parse := ParseOptions
@@ -223,6 +228,9 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	if h.opts == nil {
 		return nil, errors.New("point received before a successful init")
 	}
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.PointReceived()
+	}
 	if h.cfg.Batch {
 		return nil, h.batchPoint(p)
 	}
@@ -266,11 +274,24 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		return nil, nil
 	}
 	st.id = ev.ID
+	h.publish(ev, p.Group)
+	return alertPoint(p, &ev), nil
+}
+
+// publish counts, logs and hands an event to the publisher; a publisher's
+// refusal is logged (the event is lost) and does not fail the point.
+func (h *Handler) publish(ev Event, group string) {
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.AlertEvent(ev.Level)
+	}
+	if ce := h.log.Check(zap.DebugLevel, "alert event"); ce != nil {
+		ce.Write(zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Stringer("previous_level", ev.PreviousLevel),
+			zap.String("group", group), zap.Duration("duration", ev.Duration))
+	}
 	if err := h.pub.Publish(ev); err != nil {
 		h.log.Error("alert event lost: cannot enqueue it",
 			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
 	}
-	return alertPoint(p, &ev), nil
 }
 
 // level returns the point's level: from its level field or tag when the task

@@ -28,11 +28,13 @@ const usage = `kapacitor-squadcast turns Kapacitor alerts into Squadcast inciden
 
 Usage:
   kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]
+  kapacitor-squadcast serve --config FILE [flags]
+  kapacitor-squadcast check-config --config FILE
+  kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
   kapacitor-squadcast outbox list|retry|drop --data-dir DIR [SEQ...]
   kapacitor-squadcast version
 
-Run 'kapacitor-squadcast serve --help' for the flags of serve, and
-'kapacitor-squadcast outbox --help' for the outbox commands.
+Run 'kapacitor-squadcast COMMAND --help' for the flags of a command.
 `
 
 // run is main without os.Exit: it returns the process's exit code.
@@ -46,6 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runServe(ctx, args[1:], stderr)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
+	case "send-test":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runSendTest(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return runOutbox(args[1:], stdout, stderr)
 	case "version", "--version":

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,50 +19,15 @@ import (
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
-// serveConfig holds the flags of serve.
-type serveConfig struct {
-	socket          string
-	batchSocket     string
-	dataDir         string
-	url             string
-	format          string
-	workers         int
-	logLevel        string
-	logFormat       string
-	shutdownTimeout time.Duration
-	kapacitorURL    string
-	udfName         string
-	rateLimit       squadcast.RateLimit
-	retryMaxWait    time.Duration
-	maxAge          time.Duration
-}
+const serveUsage = "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n       kapacitor-squadcast serve --config FILE [flags]\n"
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	var c serveConfig
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.socket, "socket", "", "unix socket to serve Kapacitor on: the `path` in kapacitor.conf's [udf.functions.squadcast] socket (required)")
-	fs.StringVar(&c.batchSocket, "batch-socket", "", "unix socket `path` to serve batch tasks on: kapacitor.conf's [udf.functions.squadcast_batch] socket, for @squadcast_batch() (default none)")
-	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the daemon's state; created if missing (required)")
-	fs.StringVar(&c.url, "url", "", "Squadcast webhook `URL` of the default endpoint (default $SQUADCAST_WEBHOOK_URL); it holds a secret key: prefer the environment")
-	fs.StringVar(&c.format, "format", "kapacitor", "payload `format` of the default endpoint: kapacitor or incident-webhook")
-	fs.IntVar(&c.workers, "workers", 8, "delivery workers: incidents delivered in parallel")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
-	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
-	fs.StringVar(&c.kapacitorURL, "kapacitor-url", "", "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
-	fs.StringVar(&c.udfName, "udf-name", "squadcast", "the UDF's `name` in kapacitor.conf ([udf.functions.NAME], and NAME_batch for --batch-socket): which tasks --kapacitor-url restarts")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long pending deliveries may still take (what is left stays in the outbox)")
-	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
-	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", squadcast.DefaultRetryWaitMax, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
-	fs.DurationVar(&c.maxAge, "max-age", squadcast.DefaultMaxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
+	c, code, ok, err := loadServeConfig("serve", args, stderr, serveUsage)
+	if err != nil {
+		fmt.Fprintf(stderr, "kapacitor-squadcast: %v\n", err)
 	}
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	if !ok {
 		return code
-	}
-	if c.url == "" {
-		c.url = os.Getenv("SQUADCAST_WEBHOOK_URL")
 	}
 	log, err := newLogger(c.logLevel, c.logFormat, stderr)
 	if err != nil {
@@ -81,17 +46,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 // accepting and remove the socket, end the connections, let pending
 // deliveries finish within the shutdown timeout.
 func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
-	if c.socket == "" {
-		return errors.New("--socket is required")
-	}
-	if c.dataDir == "" {
-		return errors.New("--data-dir is required")
-	}
-	if c.batchSocket != "" && c.batchSocket == c.socket {
-		return errors.New("--batch-socket must differ from --socket")
-	}
-	if c.workers < 1 {
-		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
+	if err := c.validate(); err != nil {
+		return err
 	}
 	var kapURL *url.URL
 	if c.kapacitorURL != "" {
@@ -100,39 +56,51 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 			return err
 		}
 	}
+	gid := -1
+	if c.socketGroup != "" {
+		var err error
+		if gid, err = lookupGroup(c.socketGroup); err != nil {
+			return fmt.Errorf("--socket-group: %w", err)
+		}
+	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 
-	if c.retryMaxWait < squadcast.DefaultRetryWaitMin {
-		return fmt.Errorf("--retry-max-wait must be at least %s, got %s", squadcast.DefaultRetryWaitMin, c.retryMaxWait)
+	// Observability: listen first, so that a taken port fails the start
+	// before anything else is set up.
+	var m *metrics
+	var httpLn net.Listener
+	if c.listen != "" {
+		var err error
+		if httpLn, err = net.Listen("tcp", c.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		defer httpLn.Close()
+		m = newMetrics(c.endpointNames())
 	}
-	if c.maxAge <= 0 {
-		return fmt.Errorf("--max-age must be positive, got %s", c.maxAge)
-	}
-	if !c.rateLimit.IsZero() && c.url == "" {
-		return errors.New("--rate-limit limits the default endpoint: it needs --url or SQUADCAST_WEBHOOK_URL")
-	}
-	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge}
-	if c.url != "" {
-		cfg.Endpoints = append(cfg.Endpoints, squadcast.Endpoint{Name: udf.DefaultEndpoint, URL: c.url, Format: c.format, RateLimit: c.rateLimit})
+
+	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge,
+		Endpoints: c.endpointList()}
+	if m != nil {
+		cfg.Observer = m
 	}
 	sender, err := squadcast.New(cfg)
 	if err != nil {
 		return err
 	}
 	if c.url == "" {
-		log.Warn("no default endpoint: tasks must give .url(), or start with --url or SQUADCAST_WEBHOOK_URL")
+		log.Warn("no default endpoint: tasks must give .endpoint(name) or .url(), or start with --url, " + webhookEnv + " or a [[endpoint]] named \"default\" in the config file")
 	}
 
-	ln, err := listenUnix(c.socket)
+	ln, err := listenSocket(c.socket, os.FileMode(c.socketMode), gid)
 	if err != nil {
 		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
 	var batchLn net.Listener
 	if c.batchSocket != "" {
-		if batchLn, err = listenUnix(c.batchSocket); err != nil {
+		if batchLn, err = listenSocket(c.batchSocket, os.FileMode(c.socketMode), gid); err != nil {
 			ln.Close()
 			_ = sender.Close(closedContext()) // pending events stay in the outbox
 			return fmt.Errorf("--batch-socket: %w", err)
@@ -149,22 +117,60 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	}
 	defer state.Close()
 	hostname, _ := os.Hostname()
-	hc := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state}
-	srv := udf.NewServer(hc)
-	served := make(chan error, 2)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))
-	servers := []udfServer{{srv, c.udfName}}
+	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state}
+	if m != nil {
+		hcfg.Observer = m
+	}
+	servers := []udfServer{{srv: udf.NewServer(hcfg), udf: c.udfName, socket: c.socket, ln: ln}}
 	if batchLn != nil {
-		hc.Batch = true
-		batchSrv := udf.NewServer(hc)
-		go func() { served <- batchSrv.Serve(batchLn) }()
-		log.Info("serving Kapacitor's batch tasks", zap.String("batch_socket", c.batchSocket))
-		servers = append(servers, udfServer{batchSrv, c.udfName + "_batch"})
+		hcfg.Batch = true
+		servers = append(servers, udfServer{srv: udf.NewServer(hcfg), udf: c.udfName + "_batch", socket: c.batchSocket, ln: batchLn})
+	}
+	served := make(chan error, len(servers))
+	var stopped atomic.Int32 // socket servers that stopped
+	for _, s := range servers {
+		go func() {
+			err := s.srv.Serve(s.ln)
+			stopped.Add(1)
+			served <- err
+		}()
+	}
+	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.String("batch_socket", c.batchSocket), zap.Int("workers", c.workers),
+		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile))
+	var httpSrv *http.Server
+	if m != nil {
+		m.watch(func() int {
+			n := 0
+			for _, s := range servers {
+				n += s.srv.Connections()
+			}
+			return n
+		}, sender)
+		ready := func() error {
+			if stopped.Load() > 0 {
+				return errors.New("a socket server stopped")
+			}
+			for _, s := range servers {
+				if fi, err := os.Lstat(s.socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+					return fmt.Errorf("socket %s is gone", s.socket)
+				}
+			}
+			if err := sender.Ready(); err != nil {
+				return fmt.Errorf("outbox: %w", err)
+			}
+			return nil
+		}
+		httpSrv = &http.Server{Handler: m.handler(ready), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server failed", zap.Error(err))
+			}
+		}()
+		log.Info("serving metrics", zap.String("listen", httpLn.Addr().String()))
 	}
 	for _, s := range servers {
 		if kapURL == nil {
-			continue
+			break
 		}
 		r := &reenabler{
 			base: kapURL, udf: s.udf, client: &http.Client{Timeout: 30 * time.Second},
@@ -196,13 +202,48 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	if err := sender.Close(sctx); err != nil {
 		log.Warn("events still pending at shutdown stay in the outbox for the next start", zap.Error(err))
 	}
+	if httpSrv != nil {
+		// /metrics stays up until the deliveries above are done.
+		hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = httpSrv.Shutdown(hctx)
+		hcancel()
+	}
 	return errors.Join(err, closeErr)
 }
 
-// udfServer is a socket server and the UDF name its tasks call.
+// udfServer is a socket server, the UDF name its tasks call, and its socket.
 type udfServer struct {
-	srv *udf.Server
-	udf string
+	srv    *udf.Server
+	udf    string
+	socket string
+	ln     net.Listener
+}
+
+// listenSocket listens on a unix socket (see listenUnix) and gives the
+// socket file its mode and, when gid is not -1, its group.
+func listenSocket(path string, mode os.FileMode, gid int) (net.Listener, error) {
+	ln, err := listenUnix(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := setSocketPerm(path, mode, gid); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// setSocketPerm gives the socket file its mode and, when gid is not -1, its group.
+func setSocketPerm(path string, mode os.FileMode, gid int) error {
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("set socket mode: %w", err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			return fmt.Errorf("set socket group (the daemon must be a member of the group): %w", err)
+		}
+	}
+	return nil
 }
 
 // closedContext returns a context that is already done.

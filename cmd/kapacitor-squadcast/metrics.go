@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
+)
+
+// metricsNamespace prefixes every metric name.
+const metricsNamespace = "kapacitor_squadcast"
+
+// metrics are the daemon's Prometheus metrics. It is the udf.Observer of
+// the socket server and the squadcast.Observer of the sender. Endpoint
+// labels are endpoint names (squadcast.InlineLabel for tasks' own URLs),
+// never URLs.
+type metrics struct {
+	reg *prometheus.Registry
+
+	points       prometheus.Counter
+	events       [udf.Critical + 1]prometheus.Counter
+	initFailures prometheus.Counter
+	deliveries   *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	requests     *prometheus.HistogramVec
+}
+
+var (
+	_ udf.Observer       = (*metrics)(nil)
+	_ squadcast.Observer = (*metrics)(nil)
+)
+
+// newMetrics registers the metrics, with the delivery series of the given
+// endpoints (and of inline URLs) present from the start at zero.
+func newMetrics(endpoints []string) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	m.points = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "points_received_total",
+		Help: "Points received from Kapacitor tasks, over all @squadcast() nodes.",
+	})
+	f(m.points)
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "alert_events_total",
+		Help: "Alert events produced (level changes, renotifications), by level.",
+	}, []string{"level"})
+	f(events)
+	for l := udf.OK; l <= udf.Critical; l++ {
+		m.events[l] = events.WithLabelValues(l.String())
+	}
+	m.initFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "init_failures_total",
+		Help: "Tasks refused at Init (a bad option or an unknown endpoint).",
+	})
+	f(m.initFailures)
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "deliveries_total",
+		Help: "Delivery attempts by endpoint name and result: delivered, retried (failed, will be tried again) or dead_lettered.",
+	}, []string{"endpoint", "result"})
+	f(m.deliveries)
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "delivery_latency_seconds",
+		Help:    "Time from an event's publication to Squadcast accepting it (retries included), by endpoint name.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400},
+	}, []string{"endpoint"})
+	f(m.latency)
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "request_duration_seconds",
+		Help:    "Duration of each HTTP attempt to Squadcast, whatever its result, by endpoint name.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"endpoint"})
+	f(m.requests)
+	for _, e := range append(endpoints, squadcast.InlineLabel) {
+		for _, r := range []squadcast.Result{squadcast.ResultDelivered, squadcast.ResultRetried, squadcast.ResultDeadLettered} {
+			m.deliveries.WithLabelValues(e, r.String())
+		}
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "build_info",
+		Help:        "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit(), "goversion": goVersion()},
+	}, func() float64 { return 1 }))
+	return m
+}
+
+// watch registers the gauges read from the server and the sender.
+func (m *metrics) watch(connections func() int, sender *squadcast.Sender) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "connections",
+			Help: "Open connections from Kapacitor (one per running @squadcast() node).",
+		}, func() float64 { return float64(connections()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "outbox_pending_events",
+			Help: "Events in the outbox file still to deliver (dead letters not counted).",
+		}, func() float64 { return float64(sender.Stats().Pending) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "queued_events",
+			Help: "Events held in memory: waiting to be written, to be sent, for a retry, or in flight.",
+		}, func() float64 { return float64(sender.Stats().Queued) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "events_dropped_total",
+			Help: "Events that could not be queued (queue full, payload error, shutting down): lost.",
+		}, func() float64 { return float64(sender.Stats().Dropped) }),
+	)
+}
+
+// PointReceived counts a point.
+func (m *metrics) PointReceived() { m.points.Inc() }
+
+// AlertEvent counts an event by level.
+func (m *metrics) AlertEvent(l udf.Level) {
+	if l >= udf.OK && l <= udf.Critical {
+		m.events[l].Inc()
+	}
+}
+
+// InitFailed counts a refused task.
+func (m *metrics) InitFailed() { m.initFailures.Inc() }
+
+// Attempted counts a delivery attempt and observes its durations.
+func (m *metrics) Attempted(endpoint string, r squadcast.Result, took, age time.Duration) {
+	m.deliveries.WithLabelValues(endpoint, r.String()).Inc()
+	m.requests.WithLabelValues(endpoint).Observe(took.Seconds())
+	if r == squadcast.ResultDelivered {
+		m.latency.WithLabelValues(endpoint).Observe(age.Seconds())
+	}
+}
+
+// handler serves /metrics, /healthz (the process is up) and /readyz (ready
+// reports nil: the socket is listening and the outbox writable).
+func (m *metrics) handler(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/cmd/internal/stack"
+)
+
+// udfClient speaks to the daemon's socket as Kapacitor's UDF node does.
+type udfClient struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+	buf  []byte
+}
+
+func dialUDF(t *testing.T, path string) *udfClient {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return &udfClient{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+func (k *udfClient) send(req *agent.Request) {
+	k.t.Helper()
+	require.NoError(k.t, agent.WriteMessage(req, k.conn))
+}
+
+func (k *udfClient) recv() *agent.Response {
+	k.t.Helper()
+	require.NoError(k.t, k.conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	res := &agent.Response{}
+	require.NoError(k.t, agent.ReadMessage(&k.buf, k.r, res))
+	return res
+}
+
+func strOpt(name, v string) *agent.Option {
+	return &agent.Option{Name: name, Values: []*agent.OptionValue{{Type: agent.ValueType_STRING, Value: &agent.OptionValue_StringValue{StringValue: v}}}}
+}
+
+func (k *udfClient) init(task string, opts ...*agent.Option) *agent.InitResponse {
+	k.send(&agent.Request{Message: &agent.Request_Init{Init: &agent.InitRequest{TaskID: task, NodeID: "squadcast1", Options: opts}}})
+	return k.recv().GetInit()
+}
+
+func (k *udfClient) point(t int64, v float64) {
+	k.send(&agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
+		Name: "cpu", Time: t, Group: "host=a", Tags: map[string]string{"host": "a"}, FieldsDouble: map[string]float64{"usage_idle": v},
+	}}})
+}
+
+// scrape returns the body of GET base+path and its status.
+func scrape(t *testing.T, base, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue returns the value of the series written exactly as series
+// (name{labels} in the exposition's label order), or -1 when absent.
+func metricValue(text, series string) float64 {
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				return -1
+			}
+			return v
+		}
+	}
+	return -1
+}
+
+// metricsAddr waits for the daemon's "serving metrics" log line and returns its address.
+func metricsAddr(t *testing.T, logs func() string) string {
+	t.Helper()
+	var addr string
+	require.Eventually(t, func() bool {
+		for line := range strings.Lines(logs()) {
+			var entry struct {
+				Msg    string `json:"msg"`
+				Listen string `json:"listen"`
+			}
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "serving metrics" {
+				addr = entry.Listen
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "the daemon logs its metrics address")
+	return "http://" + addr
+}
+
+// TestServeMetricsInProcess runs serve with a config file (named endpoints,
+// socket mode and group, --listen) and a real socket client: the socket
+// has its mode and group, /healthz and /readyz answer, the metrics move as
+// points come in and events are delivered, an unknown endpoint fails Init
+// with a message naming the option, and no secret shows in /metrics.
+func TestServeMetricsInProcess(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	standIn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer standIn.Close()
+	requests := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), paths...)
+	}
+
+	dir, err := os.MkdirTemp("", "ksq-metrics-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "sq.sock")
+	cfg := filepath.Join(dir, "c.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+socket-mode = "0600"
+socket-group = "%d"
+data-dir = %q
+listen = "127.0.0.1:0"
+log-level = "debug"
+[[endpoint]]
+  name = "default"
+  url = "%s/v1/incidents/kapacitor/%s"
+[[endpoint]]
+  name = "team"
+  url = "%s/v2/incidents/api/%s"
+  format = "incident-webhook"
+`, os.Getgid(), filepath.Join(dir, "data"), standIn.URL, cfgSecret, standIn.URL, cfgSecret)), 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs stack.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runServe(ctx, []string{"--config", cfg, "--socket", sock}, &logs) }()
+	base := metricsAddr(t, logs.String)
+	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 30*time.Second, 10*time.Millisecond)
+
+	fi, err := os.Stat(sock)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "socket-mode")
+	assert.Equal(t, uint32(os.Getgid()), fi.Sys().(*syscall.Stat_t).Gid, "socket-group")
+
+	code, body := scrape(t, base, "/healthz")
+	assert.Equal(t, http.StatusOK, code, body)
+	code, body = scrape(t, base, "/readyz")
+	assert.Equal(t, http.StatusOK, code, body)
+	_, m := scrape(t, base, "/metrics")
+	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="team",result="delivered"}`), m)
+	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_connections`))
+
+	k := dialUDF(t, sock)
+	res := k.init("cpu_team", strOpt("crit", `"usage_idle" < 10`), strOpt("endpoint", "team"))
+	require.True(t, res.GetSuccess(), res.GetError())
+	base0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for i, v := range []float64{50, 5, 5, 60} { // OK, CRITICAL, -, OK
+		k.point(base0+int64(i)*int64(time.Second), v)
+	}
+	// Events come back downstream as points: two of them.
+	for range 2 {
+		require.NotNil(t, k.recv().GetPoint())
+	}
+	require.Eventually(t, func() bool { return len(requests()) == 2 }, 30*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"/v2/incidents/api/" + cfgSecret, "/v2/incidents/api/" + cfgSecret}, requests(), "the named endpoint's URL")
+
+	bad := dialUDF(t, sock)
+	res = bad.init("cpu_bad", strOpt("crit", `"usage_idle" < 10`), strOpt("endpoint", "nope"))
+	require.False(t, res.GetSuccess())
+	assert.Contains(t, res.GetError(), "option .endpoint('nope'): unknown endpoint (configured: default, team)")
+
+	var delivered float64
+	require.Eventually(t, func() bool {
+		_, m = scrape(t, base, "/metrics")
+		delivered = metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="team",result="delivered"}`)
+		return delivered == 2
+	}, 30*time.Second, 20*time.Millisecond, "deliveries_total moves: %v", delivered)
+	for series, want := range map[string]float64{
+		`kapacitor_squadcast_points_received_total`:                                   4,
+		`kapacitor_squadcast_alert_events_total{level="CRITICAL"}`:                    1,
+		`kapacitor_squadcast_alert_events_total{level="OK"}`:                          1,
+		`kapacitor_squadcast_alert_events_total{level="WARNING"}`:                     0,
+		`kapacitor_squadcast_deliveries_total{endpoint="default",result="delivered"}`: 0,
+		`kapacitor_squadcast_deliveries_total{endpoint="team",result="retried"}`:      0,
+		`kapacitor_squadcast_delivery_latency_seconds_count{endpoint="team"}`:         2,
+		`kapacitor_squadcast_request_duration_seconds_count{endpoint="team"}`:         2,
+		`kapacitor_squadcast_init_failures_total`:                                     1,
+		`kapacitor_squadcast_connections`:                                             2,
+	} {
+		assert.Equal(t, want, metricValue(m, series), series)
+	}
+	require.Eventually(t, func() bool {
+		_, m := scrape(t, base, "/metrics")
+		return metricValue(m, `kapacitor_squadcast_outbox_pending_events`) == 0
+	}, 30*time.Second, 20*time.Millisecond, "the outbox empties once delivered")
+	for line := range strings.Lines(m) {
+		if !strings.HasPrefix(line, "#") {
+			assert.True(t, strings.HasPrefix(line, "kapacitor_squadcast_"), "metric name without the prefix: %s", line)
+		}
+	}
+	assert.NotContains(t, m, cfgSecret)
+	assert.NotContains(t, m, "/v2/incidents")
+	assert.NotContains(t, m, standIn.URL)
+
+	// Not ready once the socket is gone.
+	require.NoError(t, os.Remove(sock))
+	code, body = scrape(t, base, "/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "socket")
+	code, _ = scrape(t, base, "/healthz")
+	assert.Equal(t, http.StatusOK, code)
+
+	cancel()
+	select {
+	case c := <-done:
+		assert.Equal(t, 0, c)
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	assert.NotContains(t, logs.String(), cfgSecret)
+	assert.Contains(t, logs.String(), `"msg":"alert event"`, "events are logged at debug")
+}
+
+// TestServeListenTaken: a --listen address in use fails the start.
+func TestServeListenTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	dir, err := os.MkdirTemp("", "ksq-listen-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	var logs stack.SyncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := runServe(ctx, []string{"--socket", filepath.Join(dir, "s.sock"), "--data-dir", dir, "--listen", ln.Addr().String()}, &logs)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, logs.String(), "--listen")
+	_, err = os.Lstat(filepath.Join(dir, "s.sock"))
+	assert.True(t, os.IsNotExist(err), "no socket is created")
+}
