@@ -130,6 +130,9 @@ func (h *Handler) setGroups(groups []savedGroup) {
 // [task] snapshot-interval and restores it when the task starts again).
 func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
 	defer recoverTo(&err)
+	if h.opts == nil {
+		return nil, errors.New("snapshot requested before a successful init")
+	}
 	return &agent.SnapshotResponse{Snapshot: encodeSnapshot(h.asOf, h.groups)}, nil
 }
 
@@ -137,6 +140,9 @@ func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
 // dir is newer (it is written with every event; a snapshot may be a minute old).
 func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse, err error) {
 	defer recoverTo(&err)
+	if h.opts == nil {
+		return nil, errors.New("restore received before a successful init")
+	}
 	asOf, groups, err := decodeSnapshot(r.GetSnapshot())
 	if err != nil {
 		// A failed Restore fails the task: start from the saved state instead.
@@ -236,12 +242,7 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		return nil, nil
 	}
 	h.unflushed = true
-	ev, err := h.event(p, level, st.duration())
-	if err != nil {
-		// The alert node fails the point on a template error; log and go on.
-		h.log.Error("cannot render alert event", zap.String("group", p.Group), zap.Error(err))
-		return nil, nil
-	}
+	ev := h.event(p, level, st.duration(), st.id)
 	st.id = ev.ID
 	if err := h.pub.Publish(ev); err != nil {
 		h.log.Error("alert event lost: cannot enqueue it",
@@ -288,7 +289,13 @@ func (h *Handler) evalError(l Level, err error) {
 }
 
 // event builds the alert event for a point, as the alert node's event() does.
-func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, error) {
+// A template that fails for this point (it passed Init's trial render, but
+// this point's data breaks it, e.g. `{{ slice .ID 0 8 }}` on a shorter id)
+// does not lose the event, as it would in the alert node: the id falls back
+// to lastID, the id of the group's previous event (so that its incident
+// still resolves), or else to the default id; the message and details fall
+// back to their defaults. Each fallback is logged as a warning.
+func (h *Handler) event(p *agent.Point, level Level, d time.Duration, lastID string) Event {
 	group := p.Group
 	if group == "" {
 		group = "nil"
@@ -310,14 +317,23 @@ func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, er
 	}}
 	var err error
 	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
-		return Event{}, fmt.Errorf("id template: %w", err)
+		info.ID = lastID
+		if lastID == "" {
+			info.ID, _ = render(defaultTemplates[optID], &h.buf, &info.IDInfo)
+		}
+		h.templateFailed(optID, p, err, "the group's previous id, else the default")
 	}
 	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
-		return Event{}, fmt.Errorf("message template: %w", err)
+		info.Message, _ = render(defaultTemplates[optMessage], &h.buf, &info.MessageInfo)
+		h.templateFailed(optMessage, p, err, "the default")
 	}
 	details, err := render(h.opts.Details, &h.buf, &info)
 	if err != nil {
-		return Event{}, fmt.Errorf("details template: %w", err)
+		var derr error
+		if details, derr = render(defaultTemplates[optDetails], &h.buf, &info); derr != nil {
+			details = info.Message
+		}
+		h.templateFailed(optDetails, p, err, "the default")
 	}
 	prev := h.prev[info.ID]
 	if level == OK {
@@ -340,7 +356,13 @@ func (h *Handler) event(p *agent.Point, level Level, d time.Duration) (Event, er
 		Group:         group,
 		Tags:          p.Tags,
 		Fields:        fields,
-	}, nil
+	}
+}
+
+// templateFailed logs a template that failed for a point.
+func (h *Handler) templateFailed(option string, p *agent.Point, err error, fallback string) {
+	h.log.Warn("template failed for this point; the event uses a fallback",
+		zap.String("option", option), zap.String("group", p.Group), zap.String("fallback", fallback), zap.Error(err))
 }
 
 // pointFields merges a point's typed field maps into one.
