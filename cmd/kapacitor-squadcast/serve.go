@@ -34,10 +34,11 @@ type serveConfig struct {
 	rateLimit       squadcast.RateLimit
 	retryMaxWait    time.Duration
 	maxAge          time.Duration
+	maxFrameSize    byteSize
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	var c serveConfig
+	c := serveConfig{maxFrameSize: udf.DefaultMaxFrame}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.socket, "socket", "", "unix socket to serve Kapacitor on: the `path` in kapacitor.conf's [udf.functions.squadcast] socket (required)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the daemon's state; created if missing (required)")
@@ -52,6 +53,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", squadcast.DefaultRetryWaitMax, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
 	fs.DurationVar(&c.maxAge, "max-age", squadcast.DefaultMaxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
+	fs.Var(&c.maxFrameSize, "max-frame-size", "largest request `size` Kapacitor may send on a connection, like 16MiB or 512KiB: a longer frame ends that connection (its task fails) before anything is allocated; at least 64KiB")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -102,6 +104,9 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	if c.retryMaxWait < squadcast.DefaultRetryWaitMin {
 		return fmt.Errorf("--retry-max-wait must be at least %s, got %s", squadcast.DefaultRetryWaitMin, c.retryMaxWait)
 	}
+	if c.maxFrameSize < minFrameSize || c.maxFrameSize > maxFrameSize {
+		return fmt.Errorf("--max-frame-size must be between %s and %s, got %s", byteSize(minFrameSize), byteSize(maxFrameSize), c.maxFrameSize)
+	}
 	if c.maxAge <= 0 {
 		return fmt.Errorf("--max-age must be positive, got %s", c.maxAge)
 	}
@@ -133,7 +138,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	}
 	defer state.Close()
 	hostname, _ := os.Hostname()
-	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state})
+	srv := udf.NewServer(udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.maxFrameSize)})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.Int("workers", c.workers))
