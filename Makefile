@@ -13,7 +13,7 @@ KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 INFLUXD_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/influxdb
 INFLUXD := $(INFLUXD_CACHE)/bin/influxd
 
-.PHONY: all build kapacitord influxd test lint demo clean
+.PHONY: all build kapacitord influxd test lint demo fuzz clean
 
 all: build
 
@@ -39,6 +39,19 @@ lint:
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# fuzz runs each fuzz target for FUZZTIME (go test -fuzz takes one target
+# of one package at a time), starting from its seed corpus in the package's
+# testdata/fuzz/<Name>/. A failing input is saved there and fails `make test`.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := udf:FuzzParseOptions udf:FuzzExpr udf:FuzzTemplate udf:FuzzConn squadcast:FuzzRender
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name (./$$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg/; \
+	done
 
 demo: kapacitord
 	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/demo

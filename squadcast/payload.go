@@ -12,14 +12,38 @@ import (
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
-// MaxIncidentWebhookBody is the size an Incident Webhook body is kept under
-// by truncating its description (then, if need be, its message). Squadcast
-// rejects bodies over 30 KB with 413; this leaves room to spare.
-const MaxIncidentWebhookBody = 28 * 1024
+// MaxBody is the size every body is kept under, in both formats. Squadcast
+// rejects bodies over 30 KB with 413, which would make the event a dead
+// letter; this leaves room to spare. A body over it is shrunk step by step,
+// each step only as far as needed, each cut marked:
+//
+//  1. the tags (and, in the kapacitor format, the fields of data.series)
+//     are bounded to MaxTagsSize: string values cut to MaxValueSize, then
+//     entries left out in key order, a TruncatedKey tag saying how many;
+//  2. the details (the description) are cut, ending with TruncationMarker;
+//  3. the message is cut;
+//  4. the tags and fields are bounded further, down to none.
+//
+// The alert id is never cut: an event whose id alone does not fit is an
+// error (it is logged and not sent).
+const MaxBody = 28 * 1024
 
-// TruncationMarker ends a description or message that was cut to fit
-// MaxIncidentWebhookBody.
+// MaxTagsSize bounds the encoded tags and fields of a body over MaxBody
+// before its details are cut, so that a huge tag set cannot take the
+// details' room.
+const MaxTagsSize = 8 * 1024
+
+// MaxValueSize is the longest tag or string field value kept whole when a
+// body over MaxBody has its tags and fields bounded.
+const MaxValueSize = 1024
+
+// TruncationMarker ends a description, message or tag value that was cut to
+// fit MaxBody.
 const TruncationMarker = "… [truncated]"
+
+// TruncatedKey is the tag added when tags or fields were left out to fit
+// MaxBody; its value says how many, e.g. "12 of 500 tags left out".
+const TruncatedKey = "truncated"
 
 // Render renders ev in the given format (FormatKapacitor or FormatIncidentWebhook).
 func Render(format string, ev udf.Event) ([]byte, error) {
@@ -114,12 +138,165 @@ func RenderKapacitor(ev udf.Event) ([]byte, error) {
 		PreviousLevel: ev.PreviousLevel,
 		Recoverable:   ev.Recoverable,
 	}
+	body, err := encodeJSON(&a, 512+len(ev.Message)+len(ev.Details), "kapacitor alert")
+	if err != nil || len(body) <= MaxBody {
+		return body, err
+	}
+	row := a.Data.Series[0]
+	fit := func(budget int) {
+		name, tags, cols, vals := fitRow(ev.Name, ev.Tags, ev.Fields, columns[1:], budget)
+		row.Name, row.Tags = name, tags
+		row.Columns = append([]string{"time"}, cols...)
+		row.Values = [][]interface{}{append([]interface{}{t}, vals...)}
+	}
+	return shrink(&a, "kapacitor alert", shrinkSteps{
+		fitTags: fit,
+		tagsLen: func() int { b, _ := json.Marshal(row); return len(b) },
+		details: &a.Details,
+		message: &a.Message,
+		id:      a.ID,
+	})
+}
+
+// encodeJSON encodes v as encoding/json's Encoder does (HTML escaping,
+// trailing newline), as Kapacitor does.
+func encodeJSON(v interface{}, size int, what string) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(512 + len(ev.Message) + len(ev.Details))
-	if err := json.NewEncoder(&buf).Encode(a); err != nil {
-		return nil, fmt.Errorf("encode kapacitor alert json: %w", err)
+	buf.Grow(size)
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, fmt.Errorf("encode %s json: %w", what, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// shrinkSteps are the parts of a body shrink may cut.
+type shrinkSteps struct {
+	// fitTags bounds the tags (and fields) to a budget in encoded bytes.
+	fitTags func(budget int)
+	// tagsLen returns their encoded size now.
+	tagsLen          func() int
+	details, message *string
+	id               string
+}
+
+// shrink cuts v's body down to MaxBody: see MaxBody.
+func shrink(v interface{}, what string, s shrinkSteps) ([]byte, error) {
+	var body []byte
+	var err error
+	// over encodes v and returns how far its body is over MaxBody.
+	over := func() int {
+		if body, err = encodeJSON(v, MaxBody, what); err != nil {
+			return 0
+		}
+		return len(body) - MaxBody
+	}
+	if s.tagsLen() > MaxTagsSize {
+		s.fitTags(MaxTagsSize)
+	}
+	n := over()
+	if n <= 0 {
+		return body, err
+	}
+	*s.details = truncateJSONString(*s.details, n)
+	if n = over(); n <= 0 {
+		return body, err
+	}
+	*s.message = truncateJSONString(*s.message, n)
+	if n = over(); n <= 0 {
+		return body, err
+	}
+	// Bound the tags further; should the estimate fall short, halve the
+	// budget until the body fits or no tag is left.
+	for budget := s.tagsLen() - n; ; budget = min(budget-n, budget/2) {
+		s.fitTags(max(budget, 0))
+		if n = over(); n <= 0 {
+			return body, err
+		}
+		if budget <= 0 {
+			break
+		}
+	}
+	return nil, fmt.Errorf("encode %s json: the body is %d bytes with its details, message and tags cut, over the limit of %d: its alert id (%d bytes) is too long, and is never cut",
+		what, len(body), MaxBody, len(s.id))
+}
+
+// fitRow bounds a data.series row's tags and fields (whose names are
+// given sorted) to a budget in encoded bytes, tags first: see fitEntries.
+// The measurement name is cut to MaxValueSize. Left-out entries are counted
+// in a TruncatedKey tag.
+func fitRow(name string, tags map[string]string, fields map[string]interface{}, names []string, budget int) (string, map[string]string, []string, []interface{}) {
+	name = cutValue(name)
+	tagKeys := sortedKeys(tags)
+	kept, tagVals, used := fitEntries(tagKeys, func(k string) (interface{}, int) {
+		v := cutValue(tags[k])
+		return v, jsonStringLen(k) + jsonStringLen(v) + 6
+	}, budget)
+	out := make(map[string]string, len(kept)+1)
+	for i, k := range kept {
+		out[k] = tagVals[i].(string)
+	}
+	cols, vals, _ := fitEntries(names, func(k string) (interface{}, int) {
+		v := jsonSafeValue(fields[k])
+		if s, ok := v.(string); ok {
+			v = cutValue(s)
+		}
+		b, _ := json.Marshal(v)
+		return v, jsonStringLen(k) + len(b) + 4
+	}, budget-used)
+	if lt, lf := len(tagKeys)-len(kept), len(names)-len(cols); lt > 0 || lf > 0 {
+		out[TruncatedKey] = fmt.Sprintf("%d of %d tags and %d of %d fields left out", lt, len(tagKeys), lf, len(names))
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return name, out, cols, vals
+}
+
+// fitEntries returns the keys (in the order given) and values that fit a
+// budget in encoded bytes, each entry's value and cost given by entry, and
+// the bytes they use. When some are left out, it keeps room for a
+// TruncatedKey tag. An entry whose key is longer than MaxValueSize is left
+// out.
+func fitEntries(keys []string, entry func(string) (interface{}, int), budget int) ([]string, []interface{}, int) {
+	total := 0
+	costs := make([]int, len(keys))
+	vals := make([]interface{}, len(keys))
+	for i, k := range keys {
+		vals[i], costs[i] = entry(k)
+		total += costs[i]
+	}
+	if total > budget {
+		budget -= 64 // the TruncatedKey tag
+	}
+	var outK []string
+	var outV []interface{}
+	used := 0
+	for i, k := range keys {
+		if len(k) > MaxValueSize || used+costs[i] > budget {
+			continue
+		}
+		used += costs[i]
+		outK = append(outK, k)
+		outV = append(outV, vals[i])
+	}
+	return outK, outV, used
+}
+
+// cutValue cuts s to at most about MaxValueSize encoded bytes, marked.
+func cutValue(s string) string {
+	if over := jsonStringLen(s) - MaxValueSize; over > 0 {
+		return truncateJSONString(s, over)
+	}
+	return s
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // jsonSafeValue replaces the float values encoding/json refuses (NaN, ±Inf) by nil.
@@ -162,9 +339,9 @@ const (
 // resolve. An empty message becomes "<id> is <level>" and an empty
 // description the message, since Squadcast needs both to trigger.
 //
-// A body over MaxIncidentWebhookBody has its description cut at a UTF-8
-// boundary and ended with TruncationMarker; if that is not enough, its
-// message too. The event_id and tags are never cut.
+// A body over MaxBody is shrunk (see MaxBody): the tags, then the
+// description, then the message, then the tags further; the "level" tag is
+// always kept, and the event_id is never cut.
 func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	p := incidentWebhook{
 		Message:     ev.Message,
@@ -190,34 +367,50 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	for k, v := range ev.ExtraTags {
 		p.Tags[k] = v
 	}
-	p.Tags["level"] = ev.Level.String()
+	level := ev.Level.String()
+	p.Tags["level"] = level
 
-	body, err := encodeIncidentWebhook(&p)
-	if err != nil {
-		return nil, err
+	body, err := encodeJSON(&p, 256+len(p.Message)+len(p.Description), "incident webhook")
+	if err != nil || len(body) <= MaxBody {
+		return body, err
 	}
-	if over := len(body) - MaxIncidentWebhookBody; over > 0 {
-		p.Description = truncateJSONString(p.Description, over)
-		if body, err = encodeIncidentWebhook(&p); err != nil {
-			return nil, err
+	// Shrinking keeps the task's .tag()s first, then the point's tags, each
+	// in key order.
+	all := p.Tags
+	var extra, others []string
+	for k := range all {
+		switch _, isExtra := ev.ExtraTags[k]; {
+		case k == "level":
+		case isExtra:
+			extra = append(extra, k)
+		default:
+			others = append(others, k)
 		}
 	}
-	if over := len(body) - MaxIncidentWebhookBody; over > 0 {
-		p.Message = truncateJSONString(p.Message, over)
-		if body, err = encodeIncidentWebhook(&p); err != nil {
-			return nil, err
-		}
-	}
-	return body, nil
-}
-
-func encodeIncidentWebhook(p *incidentWebhook) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(256 + len(p.Message) + len(p.Description))
-	if err := json.NewEncoder(&buf).Encode(p); err != nil {
-		return nil, fmt.Errorf("encode incident webhook json: %w", err)
-	}
-	return buf.Bytes(), nil
+	sort.Strings(extra)
+	sort.Strings(others)
+	others = append(extra, others...)
+	return shrink(&p, "incident webhook", shrinkSteps{
+		fitTags: func(budget int) {
+			budget -= jsonStringLen("level") + jsonStringLen(level) + 6
+			kept, vals, _ := fitEntries(others, func(k string) (interface{}, int) {
+				v := cutValue(all[k])
+				return v, jsonStringLen(k) + jsonStringLen(v) + 6
+			}, budget)
+			p.Tags = make(map[string]string, len(kept)+2)
+			for i, k := range kept {
+				p.Tags[k] = vals[i].(string)
+			}
+			if n := len(others) - len(kept); n > 0 {
+				p.Tags[TruncatedKey] = fmt.Sprintf("%d of %d tags left out", n, len(others))
+			}
+			p.Tags["level"] = level
+		},
+		tagsLen: func() int { b, _ := json.Marshal(p.Tags); return len(b) },
+		details: &p.Description,
+		message: &p.Message,
+		id:      p.EventID,
+	})
 }
 
 // asciiJSONLen[b] is the length encoding/json (HTML escaping on) gives the

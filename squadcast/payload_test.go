@@ -236,7 +236,7 @@ func TestRenderIncidentWebhookTruncation(t *testing.T) {
 		wantMessage bool // the message had to be cut too
 	}{
 		{name: "ascii", description: strings.Repeat("a", 100<<10)},
-		{name: "just over", description: strings.Repeat("b", MaxIncidentWebhookBody)},
+		{name: "just over", description: strings.Repeat("b", MaxBody)},
 		{name: "multibyte", description: strings.Repeat("日本語ü", 20<<10)},
 		{name: "html escapes grow 6x", description: strings.Repeat("<&>", 10<<10)},
 		{name: "mixed", description: strings.Repeat("x<ü\n\"\\\u2028\x01🙂", 5<<10)},
@@ -252,9 +252,9 @@ func TestRenderIncidentWebhookTruncation(t *testing.T) {
 			}
 			got, err := RenderIncidentWebhook(ev)
 			require.NoError(t, err)
-			require.LessOrEqual(t, len(got), MaxIncidentWebhookBody)
+			require.LessOrEqual(t, len(got), MaxBody)
 			// Not cut much more than needed: within a few escaped runes of the limit.
-			require.Greater(t, len(got), MaxIncidentWebhookBody-16)
+			require.Greater(t, len(got), MaxBody-16)
 			w := decodeWebhook(t, got)
 			require.Equal(t, longID, w.EventID, "event_id is never truncated")
 			require.Equal(t, "trigger", w.Status)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
-	"go.uber.org/zap"
 )
 
 // batchBuffer holds the batch being read: its begin message and points.
@@ -116,11 +115,7 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 		return nil, nil, nil
 	}
 	h.unflushed = true
-	ev, err := h.event(end.GetName(), group, end.GetTags(), pointFields(highestPoint), t, level, st.duration())
-	if err != nil {
-		h.log.Error("cannot render alert event", zap.String("group", group), zap.Error(err))
-		return nil, nil, nil
-	}
+	ev := h.event(end.GetName(), group, end.GetTags(), pointFields(highestPoint), t, level, st.duration(), st.id)
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
 	st.id = ev.ID
 	h.publish(ev, group)

@@ -155,6 +155,9 @@ func (h *Handler) setGroups(groups []savedGroup) {
 // [task] snapshot-interval and restores it when the task starts again).
 func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
 	defer recoverTo(&err)
+	if h.opts == nil {
+		return nil, errors.New("snapshot requested before a successful init")
+	}
 	return &agent.SnapshotResponse{Snapshot: encodeSnapshot(h.asOf, h.groups)}, nil
 }
 
@@ -162,6 +165,9 @@ func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
 // dir is newer (it is written with every event; a snapshot may be a minute old).
 func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse, err error) {
 	defer recoverTo(&err)
+	if h.opts == nil {
+		return nil, errors.New("restore received before a successful init")
+	}
 	asOf, groups, err := decodeSnapshot(r.GetSnapshot())
 	if err != nil {
 		// A failed Restore fails the task: start from the saved state instead.
@@ -267,12 +273,7 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 		return nil, nil
 	}
 	h.unflushed = true
-	ev, err := h.event(p.Name, p.Group, p.Tags, pointFields(p), p.Time, level, st.duration())
-	if err != nil {
-		// The alert node fails the point on a template error; log and go on.
-		h.log.Error("cannot render alert event", zap.String("group", p.Group), zap.Error(err))
-		return nil, nil
-	}
+	ev := h.event(p.Name, p.Group, p.Tags, pointFields(p), p.Time, level, st.duration(), st.id)
 	st.id = ev.ID
 	h.publish(ev, p.Group)
 	return alertPoint(p, &ev), nil
@@ -334,7 +335,14 @@ func (h *Handler) evalError(l Level, err error) {
 // event builds an alert event, as the alert node's event() does: for a
 // stream, from the point; for a batch, from its name, group and tags and
 // the fields of its highest point.
-func (h *Handler) event(name, group string, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration) (Event, error) {
+//
+// A template that fails for this event (it passed Init's trial render, but
+// this data breaks it, e.g. `{{ slice .ID 0 8 }}` on a shorter id) does not
+// lose the event, as it would in the alert node: the id falls back to
+// lastID, the id of the group's previous event (so that its incident still
+// resolves), or else to the default id; the message and details fall back
+// to their defaults. Each fallback is logged as a warning.
+func (h *Handler) event(name, group string, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration, lastID string) Event {
 	if group == "" {
 		group = "nil"
 	}
@@ -354,14 +362,23 @@ func (h *Handler) event(name, group string, tags map[string]string, fields map[s
 	}}
 	var err error
 	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
-		return Event{}, fmt.Errorf("id template: %w", err)
+		info.ID = lastID
+		if lastID == "" {
+			info.ID, _ = render(defaultTemplates[optID], &h.buf, &info.IDInfo)
+		}
+		h.templateFailed(optID, group, err, "the group's previous id, else the default")
 	}
 	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
-		return Event{}, fmt.Errorf("message template: %w", err)
+		info.Message, _ = render(defaultTemplates[optMessage], &h.buf, &info.MessageInfo)
+		h.templateFailed(optMessage, group, err, "the default")
 	}
 	details, err := render(h.opts.Details, &h.buf, &info)
 	if err != nil {
-		return Event{}, fmt.Errorf("details template: %w", err)
+		var derr error
+		if details, derr = render(defaultTemplates[optDetails], &h.buf, &info); derr != nil {
+			details = info.Message
+		}
+		h.templateFailed(optDetails, group, err, "the default")
 	}
 	prev := h.prev[info.ID]
 	if level == OK {
@@ -386,7 +403,13 @@ func (h *Handler) event(name, group string, tags map[string]string, fields map[s
 		Fields:        fields,
 		ExtraTags:     h.opts.Tags,
 		Priority:      h.opts.Priorities[level],
-	}, nil
+	}
+}
+
+// templateFailed logs a template that failed for an event.
+func (h *Handler) templateFailed(option, group string, err error, fallback string) {
+	h.log.Warn("template failed for this event; the event uses a fallback",
+		zap.String("option", option), zap.String("group", group), zap.String("fallback", fallback), zap.Error(err))
 }
 
 // pointFields merges a point's typed field maps into one.

@@ -170,7 +170,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
 		if _, dup := vals[name]; dup && !repeatable[name] {
-			return nil, &OptionError{Option: name, Reason: "given more than once; give it once"}
+			return nil, &OptionError{Option: name, Value: formatValues(name, o.GetValues()), Reason: "given more than once; give it once"}
 		}
 		v := o.GetValues()
 		if len(v) != len(info.ValueTypes) {
@@ -274,7 +274,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 		to.Flapping = true
 		to.FlapLow, to.FlapHigh = v[0].GetDoubleValue(), v[1].GetDoubleValue()
 		value := fmt.Sprintf("%g, %g", to.FlapLow, to.FlapHigh)
-		if to.FlapLow < 0 || to.FlapHigh > 1 {
+		if !inUnit(to.FlapLow) || !inUnit(to.FlapHigh) {
 			return nil, &OptionError{Option: optFlapping, Value: value, Reason: "thresholds are fractions of changes: both must be between 0 and 1"}
 		}
 		if to.FlapLow > to.FlapHigh {
@@ -360,6 +360,33 @@ func (to *TaskOptions) parseIncidentOptions(calls []*agent.Option) error {
 	}
 	return nil
 }
+
+// formatValues renders option values as a TICKscript writes them, for
+// errors: strings quoted (and cut when long), the url's never shown.
+func formatValues(name string, vals []*agent.OptionValue) string {
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		switch x := v.GetValue().(type) {
+		case *agent.OptionValue_StringValue:
+			parts[i] = quote(x.StringValue)
+			if name == optURL {
+				parts[i] = "'...'"
+			}
+		case *agent.OptionValue_DoubleValue:
+			parts[i] = fmt.Sprintf("%g", x.DoubleValue)
+		case *agent.OptionValue_IntValue:
+			parts[i] = fmt.Sprint(x.IntValue)
+		case *agent.OptionValue_DurationValue:
+			parts[i] = time.Duration(x.DurationValue).String()
+		case *agent.OptionValue_BoolValue:
+			parts[i] = fmt.Sprint(x.BoolValue)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// inUnit reports whether f is in 0..1 (NaN is not).
+func inUnit(f float64) bool { return f >= 0 && f <= 1 }
 
 // typeName names a value type as TICKscript writes it.
 func typeName(t agent.ValueType) string {

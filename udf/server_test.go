@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"encoding/binary"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // kapacitorClient speaks to the server as Kapacitor's UDF node does.
@@ -62,10 +67,16 @@ func (k *kapacitorClient) keepalive(t int64) *agent.KeepaliveResponse {
 // startServer serves on a socket in a temp dir and returns its path.
 func startServer(t *testing.T, sink Sink) (string, *Server) {
 	t.Helper()
+	return startServerWith(t, HandlerConfig{Sink: sink, MaxFrame: 1 << 20})
+}
+
+// startServerWith serves cfg on a socket in a temp dir and returns its path.
+func startServerWith(t *testing.T, cfg HandlerConfig) (string, *Server) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.sock")
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
-	srv := NewServer(HandlerConfig{Sink: sink, MaxFrame: 1 << 20})
+	srv := NewServer(cfg)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -131,46 +142,74 @@ func TestServerBadInitKeepsConnectionUsable(t *testing.T) {
 	assert.Contains(t, k.recv().GetError().GetError(), "before a successful init")
 }
 
-// TestServerHostileConnections: each bad connection ends alone with an
-// error, while a good one beside it keeps working, and nothing leaks.
+// TestServerHostileConnections: each bad connection ends alone with a
+// logged reason (and an error sent back where the peer still listens),
+// while a good one beside it keeps working, and no goroutine or file
+// descriptor leaks.
 func TestServerHostileConnections(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
 	rec := &recorder{}
-	path, srv := startServer(t, rec)
+	path, srv := startServerWith(t, HandlerConfig{Sink: rec, MaxFrame: 1 << 20, Logger: zap.New(core)})
 	good := dial(t, path)
 	require.True(t, good.init(str("crit", `"v" > 90`)).Success)
 	before := runtime.NumGoroutine()
+	fdsBefore := openFDs(t)
 
 	varint := func(n uint64) []byte { b := make([]byte, binary.MaxVarintLen64); return b[:binary.PutUvarint(b, n)] }
+	pointFrame := frame(t, &agent.Request{Message: &agent.Request_Point{Point: &agent.Point{Name: "m", Group: "g", FieldsDouble: map[string]float64{"v": 99}}}})
 	cases := map[string]struct {
 		data      []byte
-		closeMid  bool
-		wantError string // in the ErrorResponse, "" if none is expected
+		closeMid  bool   // half-close after writing: the peer still reads
+		closeAll  bool   // close at once after writing: nobody reads the answer
+		wantError string // in the ErrorResponse and the log
 	}{
-		"random bytes":      {data: []byte{0x05, 0xff, 0xfe, 0x01, 0x02, 0x03}, wantError: "decode request"},
-		"oversized frame":   {data: varint(64 << 20), wantError: "exceeds the limit"},
-		"bad varint":        {data: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, wantError: "frame length"},
-		"cut short":         {data: append(varint(100), 1, 2, 3), closeMid: true},
-		"batch on a stream": {data: frame(t, &agent.Request{Message: &agent.Request_Begin{Begin: &agent.BeginBatch{}}}), wantError: "takes a stream"},
-		"empty request":     {data: varint(0), wantError: "empty request"},
+		"random bytes":            {data: []byte{0x05, 0xff, 0xfe, 0x01, 0x02, 0x03}, wantError: "decode request"},
+		"oversized frame":         {data: varint(64 << 20), wantError: "frame of 67108864 bytes exceeds the limit of 1048576 bytes"},
+		"just over the limit":     {data: varint(1<<20 + 1), wantError: "exceeds the limit"},
+		"bad varint":              {data: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, wantError: "frame length"},
+		"cut short":               {data: append(varint(100), 1, 2, 3), closeMid: true, wantError: "connection closed inside a frame of 100 bytes"},
+		"closed mid-frame":        {data: pointFrame[:len(pointFrame)-3], closeAll: true, wantError: "inside a frame"},
+		"batch on a stream":       {data: frame(t, &agent.Request{Message: &agent.Request_Begin{Begin: &agent.BeginBatch{}}}), wantError: "takes a stream"},
+		"empty request":           {data: varint(0), wantError: "empty request"},
+		"point before init":       {data: pointFrame, wantError: "point received before a successful init"},
+		"snapshot before init":    {data: frame(t, &agent.Request{Message: &agent.Request_Snapshot{Snapshot: &agent.SnapshotRequest{}}}), wantError: "snapshot requested before a successful init"},
+		"restore before init":     {data: frame(t, &agent.Request{Message: &agent.Request_Restore{Restore: &agent.RestoreRequest{Snapshot: []byte{1, 2}}}}), wantError: "restore received before a successful init"},
+		"garbage after good init": {data: append(frame(t, &agent.Request{Message: &agent.Request_Init{Init: &agent.InitRequest{Options: []*agent.Option{str("crit", `"v" > 1`)}}}}), 0x03, 0xff, 0xff, 0xff), wantError: "decode request"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			logged := logs.Len()
 			c := dial(t, path)
 			_, err := c.conn.Write(tc.data)
 			require.NoError(t, err)
-			if tc.closeMid {
+			switch {
+			case tc.closeAll:
+				require.NoError(t, c.conn.Close())
+			case tc.closeMid:
 				require.NoError(t, c.conn.(*net.UnixConn).CloseWrite())
-				// The server ends the connection: the read sees EOF or an error frame.
-				res := &agent.Response{}
-				_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-				err := agent.ReadMessage(&c.buf, c.r, res)
-				if err == nil {
-					assert.Contains(t, res.GetError().GetError(), "inside a frame")
+				assert.Contains(t, c.recv().GetError().GetError(), tc.wantError)
+			default:
+				res := c.recv()
+				if res.GetInit() != nil {
+					require.True(t, res.GetInit().Success)
+					res = c.recv()
 				}
-				return
+				assert.Contains(t, res.GetError().GetError(), tc.wantError)
+				// Then the server closes the connection.
+				_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := c.r.ReadByte()
+				assert.Error(t, err, "the connection is closed")
+				c.conn.Close()
 			}
-			assert.Contains(t, c.recv().GetError().GetError(), tc.wantError)
-			c.conn.Close()
+			// The reason is logged.
+			require.Eventually(t, func() bool { return logs.Len() > logged }, 10*time.Second, 5*time.Millisecond)
+			found := false
+			for _, e := range logs.All()[logged:] {
+				if e.Message == "connection ended with an error" && strings.Contains(e.ContextMap()["error"].(string), tc.wantError) {
+					found = true
+				}
+			}
+			assert.True(t, found, "logged reason %q in %v", tc.wantError, logs.All()[logged:])
 		})
 	}
 
@@ -179,18 +218,29 @@ func TestServerHostileConnections(t *testing.T) {
 	require.NotNil(t, good.recv().GetPoint())
 	assert.Len(t, rec.Events(), 1)
 
-	// Every bad connection's goroutine is gone.
+	// Every bad connection's goroutine and file descriptor is gone.
 	require.Eventually(t, func() bool { return srv.Connections() == 1 }, 10*time.Second, 10*time.Millisecond)
 	// (Polled here, not with assert.Eventually, which runs its condition in
 	// a goroutine of its own.)
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+	for (runtime.NumGoroutine() > before || openFDs(t) > fdsBefore) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("goroutines leaked: before %d, now %d\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
+	if n := openFDs(t); n > fdsBefore {
+		t.Fatalf("file descriptors leaked: before %d, now %d", fdsBefore, n)
+	}
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err, "counting open file descriptors needs Linux's /proc")
+	return len(ents)
 }
 
 func frame(t *testing.T, req *agent.Request) []byte {

@@ -3,7 +3,9 @@ package udf
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"text/template"
 	"time"
 )
@@ -61,17 +63,64 @@ type DetailsInfo struct {
 
 // templateFuncs are available in every template. json renders its argument
 // as JSON without HTML escaping (the alert node's details template escapes
-// for HTML; Squadcast shows plain text).
+// for HTML; Squadcast shows plain text), and NaN and infinite field values
+// as null (where encoding/json, and so the alert node, fails).
 var templateFuncs = template.FuncMap{
 	"json": func(v interface{}) (string, error) {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			return "", err
+		s, err := encodeJSON(v)
+		var uv *json.UnsupportedValueError
+		if errors.As(err, &uv) {
+			s, err = encodeJSON(jsonSafe(v))
 		}
-		return string(bytes.TrimRight(b.Bytes(), "\n")), nil
+		return s, err
 	},
+}
+
+func encodeJSON(v interface{}) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimRight(b.Bytes(), "\n")), nil
+}
+
+// jsonSafe returns a copy of a template's data (or of a part of it) with
+// NaN and infinite floats replaced by nil. It knows the types templates see:
+// the info structs, field maps and floats; anything else is returned as is.
+func jsonSafe(v interface{}) interface{} {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+	case float32:
+		return jsonSafe(float64(x))
+	case map[string]interface{}:
+		out := make(map[string]interface{}, len(x))
+		for k, e := range x {
+			out[k] = jsonSafe(e)
+		}
+		return out
+	case []interface{}:
+		out := make([]interface{}, len(x))
+		for i, e := range x {
+			out[i] = jsonSafe(e)
+		}
+		return out
+	case *DetailsInfo:
+		return jsonSafe(*x)
+	case DetailsInfo:
+		x.MessageInfo = jsonSafe(x.MessageInfo).(MessageInfo)
+		return x
+	case *MessageInfo:
+		return jsonSafe(*x)
+	case MessageInfo:
+		x.Fields, _ = jsonSafe(x.Fields).(map[string]interface{})
+		return x
+	}
+	return v
 }
 
 // parseTemplate parses a template and runs it once on sample data, so that
@@ -100,6 +149,14 @@ func sampleDetails() DetailsInfo {
 		},
 		Message: "cpu:nil is CRITICAL",
 	}
+}
+
+// defaultTemplates are the default id, message and details templates: a
+// template that fails for a point falls back to them (see Handler.event).
+var defaultTemplates = map[string]*template.Template{
+	optID:      template.Must(template.New(optID).Funcs(templateFuncs).Parse(DefaultIDTemplate)),
+	optMessage: template.Must(template.New(optMessage).Funcs(templateFuncs).Parse(DefaultMessageTemplate)),
+	optDetails: template.Must(template.New(optDetails).Funcs(templateFuncs).Parse(DefaultDetailsTemplate)),
 }
 
 func render(t *template.Template, buf *bytes.Buffer, data interface{}) (string, error) {

@@ -98,7 +98,7 @@ func TestParseOptions(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, ok)
 		}},
-		{name: "duplicate", opts: []*agent.Option{crit, crit}, wantErr: "option .crit: given more than once"},
+		{name: "duplicate", opts: []*agent.Option{crit, crit}, wantErr: `option .crit('"usage_idle" < 10'): given more than once`},
 		{name: "unknown option", opts: []*agent.Option{crit, str("critical", "x")}, wantErr: "option .critical: unknown option"},
 		{name: "bad template", opts: []*agent.Option{crit, str("message", "{{ .ID ")}, wantErr: "option .message('{{ .ID '): template parse error"},
 		{name: "template unknown field", opts: []*agent.Option{crit, str("id", "{{ .Nope }}")}, wantErr: "option .id('{{ .Nope }}'): template error"},

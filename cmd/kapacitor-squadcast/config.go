@@ -45,6 +45,7 @@ type serveConfig struct {
 	retryMaxWait    time.Duration
 	maxAge          time.Duration
 	listen          string
+	maxFrameSize    byteSize
 
 	// Only from the config file: the default endpoint's timeout and
 	// headers, and the other endpoints.
@@ -70,6 +71,7 @@ func defaultServeConfig() serveConfig {
 		udfName:         "squadcast",
 		retryMaxWait:    squadcast.DefaultRetryWaitMax,
 		maxAge:          squadcast.DefaultMaxAge,
+		maxFrameSize:    udf.DefaultMaxFrame,
 	}
 }
 
@@ -93,6 +95,7 @@ func (c *serveConfig) defineFlags(fs *flag.FlagSet) {
 	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", c.retryMaxWait, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
 	fs.DurationVar(&c.maxAge, "max-age", c.maxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
+	fs.Var(&c.maxFrameSize, "max-frame-size", "largest request `size` Kapacitor may send on a connection, like 16MiB or 512KiB: a longer frame ends that connection (its task fails) before anything is allocated; at least 64KiB")
 	fs.StringVar(&c.listen, "listen", c.listen, "`address` (host:port) to serve /metrics, /healthz and /readyz on over HTTP, e.g. 127.0.0.1:9187 (default off)")
 }
 
@@ -156,6 +159,7 @@ type fileConfig struct {
 	KapacitorURL    *string        `toml:"kapacitor-url"`
 	UDFName         *string        `toml:"udf-name"`
 	Listen          *string        `toml:"listen"`
+	MaxFrameSize    *byteSize      `toml:"max-frame-size"`
 	Endpoints       []fileEndpoint `toml:"endpoint"`
 }
 
@@ -292,6 +296,12 @@ func (fc *fileConfig) apply(c *serveConfig) error {
 	}
 	if fc.SocketMode != nil {
 		c.socketMode = *fc.SocketMode
+	}
+	if fc.MaxFrameSize != nil {
+		if err := checkFrameSize(*fc.MaxFrameSize); err != nil {
+			return fmt.Errorf("max-frame-size: %w", err)
+		}
+		c.maxFrameSize = *fc.MaxFrameSize
 	}
 	if fc.Workers != nil {
 		if err := checkWorkers(*fc.Workers); err != nil {
@@ -576,6 +586,9 @@ func (c *serveConfig) validateSettings() error {
 	}
 	if err := checkShutdownTimeout(c.shutdownTimeout); err != nil {
 		return fmt.Errorf("--shutdown-timeout %w", err)
+	}
+	if err := checkFrameSize(c.maxFrameSize); err != nil {
+		return fmt.Errorf("--max-frame-size %w", err)
 	}
 	if c.listen != "" {
 		if err := checkListen(c.listen); err != nil {

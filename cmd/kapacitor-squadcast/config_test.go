@@ -106,6 +106,7 @@ max-age = "1h"
 kapacitor-url = "http://localhost:9092"
 udf-name = "sq"
 listen = "127.0.0.1:9187"
+max-frame-size = "1MiB"
 
 [[endpoint]]
   name = "default"
@@ -123,6 +124,7 @@ listen = "127.0.0.1:9187"
 	require.NoError(t, applyConfig(text, &c))
 	assert.Equal(t, "/run/s.sock", c.socket)
 	assert.Equal(t, "/run/b.sock", c.batchSocket)
+	assert.Equal(t, byteSize(1<<20), c.maxFrameSize)
 	assert.Equal(t, socketMode(0o600), c.socketMode)
 	assert.Equal(t, fmt.Sprint(os.Getgid()), c.socketGroup)
 	assert.Equal(t, "/var/lib/x", c.dataDir)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,56 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/cmd/internal/stack"
 )
-
-// udfClient speaks to the daemon's socket as Kapacitor's UDF node does.
-type udfClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-	buf  []byte
-}
-
-func dialUDF(t *testing.T, path string) *udfClient {
-	t.Helper()
-	c, err := net.Dial("unix", path)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return &udfClient{t: t, conn: c, r: bufio.NewReader(c)}
-}
-
-func (k *udfClient) send(req *agent.Request) {
-	k.t.Helper()
-	require.NoError(k.t, agent.WriteMessage(req, k.conn))
-}
-
-func (k *udfClient) recv() *agent.Response {
-	k.t.Helper()
-	require.NoError(k.t, k.conn.SetReadDeadline(time.Now().Add(30*time.Second)))
-	res := &agent.Response{}
-	require.NoError(k.t, agent.ReadMessage(&k.buf, k.r, res))
-	return res
-}
-
-func strOpt(name, v string) *agent.Option {
-	return &agent.Option{Name: name, Values: []*agent.OptionValue{{Type: agent.ValueType_STRING, Value: &agent.OptionValue_StringValue{StringValue: v}}}}
-}
-
-func (k *udfClient) init(task string, opts ...*agent.Option) *agent.InitResponse {
-	k.send(&agent.Request{Message: &agent.Request_Init{Init: &agent.InitRequest{TaskID: task, NodeID: "squadcast1", Options: opts}}})
-	return k.recv().GetInit()
-}
-
-func (k *udfClient) point(t int64, v float64) {
-	k.send(&agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
-		Name: "cpu", Time: t, Group: "host=a", Tags: map[string]string{"host": "a"}, FieldsDouble: map[string]float64{"usage_idle": v},
-	}}})
-}
 
 // scrape returns the body of GET base+path and its status.
 func scrape(t *testing.T, base, path string) (int, string) {
@@ -178,22 +132,27 @@ log-level = "debug"
 	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="team",result="delivered"}`), m)
 	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_connections`))
 
-	k := dialUDF(t, sock)
-	res := k.init("cpu_team", strOpt("crit", `"usage_idle" < 10`), strOpt("endpoint", "team"))
+	k, err := dialUDF(t, sock)
+	require.NoError(t, err)
+	res, err := k.init("cpu_team", strOpt("crit", `"v" < 10`), strOpt("endpoint", "team"))
+	require.NoError(t, err)
 	require.True(t, res.GetSuccess(), res.GetError())
 	base0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	for i, v := range []float64{50, 5, 5, 60} { // OK, CRITICAL, -, OK
-		k.point(base0+int64(i)*int64(time.Second), v)
+		require.NoError(t, k.point("a", base0+int64(i)*int64(time.Second), v))
 	}
 	// Events come back downstream as points: two of them.
-	for range 2 {
-		require.NotNil(t, k.recv().GetPoint())
-	}
+	points, errs, err := k.sync(1)
+	require.NoError(t, err)
+	require.Empty(t, errs)
+	require.Len(t, points, 2)
 	require.Eventually(t, func() bool { return len(requests()) == 2 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []string{"/v2/incidents/api/" + cfgSecret, "/v2/incidents/api/" + cfgSecret}, requests(), "the named endpoint's URL")
 
-	bad := dialUDF(t, sock)
-	res = bad.init("cpu_bad", strOpt("crit", `"usage_idle" < 10`), strOpt("endpoint", "nope"))
+	bad, err := dialUDF(t, sock)
+	require.NoError(t, err)
+	res, err = bad.init("cpu_bad", strOpt("crit", `"v" < 10`), strOpt("endpoint", "nope"))
+	require.NoError(t, err)
 	require.False(t, res.GetSuccess())
 	assert.Contains(t, res.GetError(), "option .endpoint('nope'): unknown endpoint (configured: default, team)")
 

@@ -117,7 +117,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	}
 	defer state.Close()
 	hostname, _ := os.Hostname()
-	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state}
+	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.maxFrameSize)}
 	if m != nil {
 		hcfg.Observer = m
 	}
