@@ -43,13 +43,18 @@ clean:
 
 # install puts the binary in $(DESTDIR)$(BINDIR), and the examples and
 # TICKscripts in $(DESTDIR)$(SHAREDIR) (the systemd unit there runs
-# $(BINDIR)/kapacitor-squadcast). DESTDIR is for staging a package.
+# $(BINDIR)/kapacitor-squadcast). DESTDIR is for staging a package. It
+# builds bin/kapacitor-squadcast only when it is missing, so that
+# `make build && sudo make install` needs no Go as root.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SHAREDIR ?= $(PREFIX)/share/kapacitor-squadcast
 INSTALL ?= install
 
-install: build
+bin/kapacitor-squadcast:
+	$(MAKE) build
+
+install: bin/kapacitor-squadcast
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SHAREDIR)/examples" "$(DESTDIR)$(SHAREDIR)/tickscripts"
 	$(INSTALL) -m 0755 bin/kapacitor-squadcast "$(DESTDIR)$(BINDIR)/kapacitor-squadcast"
 	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
