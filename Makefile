@@ -1,4 +1,4 @@
-# kapacitor-squadcast: build, test, lint and demo.
+# kapacitor-squadcast: build, test, lint, demo, install and release.
 #
 # Needs Go (the version in go.mod) and nothing else: `make test` and
 # `make demo` first build InfluxData's kapacitord and kapacitor v1.5.9 from
@@ -13,7 +13,7 @@ KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 INFLUXD_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/influxdb
 INFLUXD := $(INFLUXD_CACHE)/bin/influxd
 
-.PHONY: all build kapacitord influxd test lint demo fuzz clean
+.PHONY: all build kapacitord influxd test lint demo fuzz clean install install-systemd release
 
 all: build
 
@@ -61,3 +61,58 @@ demo: kapacitord
 # those folders to rebuild them).
 clean:
 	rm -rf bin
+
+# install puts the binary in $(DESTDIR)$(BINDIR), and the examples and
+# TICKscripts in $(DESTDIR)$(SHAREDIR) (the systemd unit there runs
+# $(BINDIR)/kapacitor-squadcast). DESTDIR is for staging a package. It
+# builds bin/kapacitor-squadcast only when it is missing, so that
+# `make build && sudo make install` needs no Go as root.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SHAREDIR ?= $(PREFIX)/share/kapacitor-squadcast
+INSTALL ?= install
+
+bin/kapacitor-squadcast:
+	$(MAKE) build
+
+install: bin/kapacitor-squadcast
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SHAREDIR)/examples" "$(DESTDIR)$(SHAREDIR)/tickscripts"
+	$(INSTALL) -m 0755 bin/kapacitor-squadcast "$(DESTDIR)$(BINDIR)/kapacitor-squadcast"
+	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
+		examples/kapacitor-squadcast.toml examples/Dockerfile examples/docker-compose.yml "$(DESTDIR)$(SHAREDIR)/examples/"
+	sed 's|/usr/local/bin/kapacitor-squadcast|$(BINDIR)/kapacitor-squadcast|' examples/kapacitor-squadcast.service \
+		> "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
+	chmod 0644 "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
+	$(INSTALL) -m 0644 tickscripts/*_squadcast.tick "$(DESTDIR)$(SHAREDIR)/tickscripts/"
+
+# install-systemd installs the unit (running $(BINDIR)/kapacitor-squadcast)
+# and the sysusers.d file that creates its user; then see the unit's header:
+# systemd-sysusers, the environment file, systemctl enable --now.
+SYSTEMDUNITDIR ?= /etc/systemd/system
+SYSUSERSDIR ?= /etc/sysusers.d
+
+install-systemd:
+	$(INSTALL) -d "$(DESTDIR)$(SYSTEMDUNITDIR)" "$(DESTDIR)$(SYSUSERSDIR)"
+	sed 's|/usr/local/bin/kapacitor-squadcast|$(BINDIR)/kapacitor-squadcast|' examples/kapacitor-squadcast.service \
+		> "$(DESTDIR)$(SYSTEMDUNITDIR)/kapacitor-squadcast.service"
+	chmod 0644 "$(DESTDIR)$(SYSTEMDUNITDIR)/kapacitor-squadcast.service"
+	$(INSTALL) -m 0644 examples/kapacitor-squadcast.sysusers "$(DESTDIR)$(SYSUSERSDIR)/kapacitor-squadcast.conf"
+
+# release cross-builds static binaries (CGO_ENABLED=0, -trimpath, version
+# stamped) for $(PLATFORMS) into dist/, named
+# kapacitor-squadcast-VERSION-OS-ARCH, and writes dist/SHA256SUMS
+# (check with: cd dist && sha256sum -c SHA256SUMS).
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+SHA256SUM ?= $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo shasum -a 256)
+
+release:
+	rm -rf dist
+	mkdir -p dist
+	set -e; for platform in $(PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		echo "building dist/kapacitor-squadcast-$(VERSION)-$$os-$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" \
+			-o "dist/kapacitor-squadcast-$(VERSION)-$$os-$$arch" ./cmd/kapacitor-squadcast; \
+	done
+	cd dist && $(SHA256SUM) kapacitor-squadcast-* > SHA256SUMS
+	cat dist/SHA256SUMS

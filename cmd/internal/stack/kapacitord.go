@@ -51,6 +51,12 @@ type KapacitordConfig struct {
 	Dir string
 	// StartTimeout bounds the wait for /kapacitor/v1/ping; zero means 60s.
 	StartTimeout time.Duration
+	// Addr, when not empty, is the HTTP API's bind address (127.0.0.1:PORT,
+	// see FreeAddr) instead of a free port picked at start.
+	Addr string
+	// ExtraConfig, when not empty, is appended to the generated config as
+	// it is (TOML).
+	ExtraConfig string
 }
 
 // Kapacitord is a running kapacitord.
@@ -173,11 +179,12 @@ func startKapacitord(cfg KapacitordConfig) (_ *Kapacitord, err error) {
 		}
 	}()
 
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	addr := cfg.Addr
+	if addr == "" {
+		if addr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	k.URL = "http://" + addr
 	k.LogPath = filepath.Join(k.Dir, "kapacitord.log")
 	conf := kapacitordConfig(cfg, k.Dir, addr, k.LogPath)
@@ -273,7 +280,18 @@ func kapacitordConfig(cfg KapacitordConfig, dir, addr, logPath string) string {
 	for _, name := range names {
 		fmt.Fprintf(&b, "[[httppost]]\n  endpoint = %s\n  url = %s\n\n", q(name), q(cfg.HTTPPost[name]))
 	}
+	b.WriteString(cfg.ExtraConfig)
 	return b.String()
+}
+
+// FreeAddr returns 127.0.0.1:PORT with a port that was free a moment ago
+// (another process may take it before it is bound).
+func FreeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }
 
 func freePort() (int, error) {
