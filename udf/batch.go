@@ -157,7 +157,7 @@ func batchRows(batchTags map[string]string, points []*agent.Point) ([]string, []
 		row := make([]interface{}, len(columns))
 		row[0] = time.Unix(0, p.Time).UTC()
 		for j, c := range columns[1:] {
-			if v, ok := pointField(p, c); ok {
+			if v, ok := fieldValue(p, c); ok {
 				row[j+1] = v
 			} else if v, ok := p.Tags[c]; ok {
 				row[j+1] = v
@@ -168,19 +168,3 @@ func batchRows(batchTags map[string]string, points []*agent.Point) ([]string, []
 	return columns, values
 }
 
-// pointField returns a point's field by name, whatever its type.
-func pointField(p *agent.Point, name string) (interface{}, bool) {
-	if v, ok := p.FieldsDouble[name]; ok {
-		return v, true
-	}
-	if v, ok := p.FieldsInt[name]; ok {
-		return v, true
-	}
-	if v, ok := p.FieldsString[name]; ok {
-		return v, true
-	}
-	if v, ok := p.FieldsBool[name]; ok {
-		return v, true
-	}
-	return nil, false
-}

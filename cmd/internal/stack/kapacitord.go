@@ -322,21 +322,26 @@ func (k *Kapacitord) Stop() {
 	}
 }
 
-func (k *Kapacitord) stop() {
-	if k.cmd == nil || k.cmd.Process == nil {
+func (k *Kapacitord) stop() { terminate(k.cmd, k.done) }
+
+// terminate ends a process started by cmd, whose waiter closes done:
+// SIGTERM, then SIGKILL after 10s. It returns at once if the process never
+// started or has exited.
+func terminate(cmd *exec.Cmd, done <-chan struct{}) {
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
-	case <-k.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-k.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = k.cmd.Process.Kill()
-		<-k.done
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
