@@ -167,4 +167,3 @@ func batchRows(batchTags map[string]string, points []*agent.Point) ([]string, []
 	}
 	return columns, values
 }
-
