@@ -32,7 +32,7 @@ influxd:
 
 # KAPACITOR_SQUADCAST_E2E=required makes the end-to-end tests fail, rather
 # than skip, when kapacitord or influxd is missing.
-test: kapacitord influxd
+test: lint kapacitord influxd
 	KAPACITORD="$(KAPACITORD)" INFLUXD="$(INFLUXD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
 
 lint:
