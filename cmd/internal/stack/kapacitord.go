@@ -35,6 +35,9 @@ type KapacitordConfig struct {
 	UDFName string
 	// UDFTimeout is the UDF's keepalive timeout; zero means 10s.
 	UDFTimeout time.Duration
+	// MoreUDFs configures more socket UDFs: name → socket, each with
+	// UDFTimeout. Their processes must be running before kapacitord starts.
+	MoreUDFs map[string]string
 	// HTTPPost maps [[httppost]] endpoint names to URLs, for
 	// `.post().endpoint('NAME')` in TICKscripts.
 	HTTPPost map[string]string
@@ -249,6 +252,14 @@ func kapacitordConfig(cfg KapacitordConfig, dir, addr, logPath string) string {
 	b.WriteString("[[influxdb]]\n  enabled = false\n  name = \"default\"\n  urls = [\"http://127.0.0.1:1\"]\n\n")
 	if cfg.UDFSocket != "" {
 		fmt.Fprintf(&b, "[udf.functions.%s]\n  socket = %s\n  timeout = %s\n\n", cfg.UDFName, q(cfg.UDFSocket), q(cfg.UDFTimeout.String()))
+	}
+	udfs := make([]string, 0, len(cfg.MoreUDFs))
+	for name := range cfg.MoreUDFs {
+		udfs = append(udfs, name)
+	}
+	sort.Strings(udfs)
+	for _, name := range udfs {
+		fmt.Fprintf(&b, "[udf.functions.%s]\n  socket = %s\n  timeout = %s\n\n", name, q(cfg.MoreUDFs[name]), q(cfg.UDFTimeout.String()))
 	}
 	names := make([]string, 0, len(cfg.HTTPPost))
 	for name := range cfg.HTTPPost {
