@@ -9,7 +9,7 @@ GO ?= go
 KAPACITOR_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/kapacitor-1.5.9
 KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 
-.PHONY: all build kapacitord test lint demo clean
+.PHONY: all build kapacitord test lint demo bench clean
 
 all: build
 
@@ -35,6 +35,12 @@ lint:
 
 demo: kapacitord
 	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/demo
+
+# bench runs the Go benchmarks and the load tool (cmd/internal/udfload),
+# and prints one table of figures and ratios against baselines measured in
+# the same run. Not part of `make test`; takes a few minutes.
+bench: kapacitord
+	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/udfload $(BENCHFLAGS)
 
 # clean removes what the build made in the work tree; the kapacitord cache
 # in $(KAPACITOR_CACHE) stays (delete that folder to rebuild it).

@@ -28,6 +28,10 @@ type conn struct {
 	in  []byte
 	out []byte
 	req agent.Request
+	// points decodes Point requests without allocating; pointReq wraps
+	// its points for dispatch.
+	points   pointDecoder
+	pointReq agent.Request_Point
 }
 
 func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
@@ -101,6 +105,11 @@ func (c *conn) read() error {
 		}
 		return fmt.Errorf("read frame: %w", err)
 	}
+	if p, ok := c.points.decode(b); ok {
+		c.pointReq.Point = p
+		c.req.Message = &c.pointReq
+		return nil
+	}
 	if err := proto.Unmarshal(b, &c.req); err != nil {
 		return fmt.Errorf("decode request: %w", err)
 	}
@@ -130,6 +139,8 @@ func (c *conn) dispatch() (*agent.Response, error) {
 		if err != nil || p == nil {
 			return nil, err
 		}
+		// The point sent back, and the event, share the request's maps.
+		c.points.release()
 		return &agent.Response{Message: &agent.Response_Point{Point: p}}, nil
 	case *agent.Request_Keepalive:
 		return &agent.Response{Message: &agent.Response_Keepalive{
