@@ -384,13 +384,18 @@ func memory(c config, t *table, e *endpoint, d *stack.Daemon, stderr io.Writer) 
 	}
 	logf(stderr, "memory: %d alerting groups", c.memGroups)
 	start := time.Now()
-	if err := memoryRun(d.Socket, e, c.memGroups); err != nil {
+	cl, err := memoryRun(d.Socket, e, c.memGroups)
+	if err != nil {
 		return err
 	}
+	defer cl.close()
 	took := time.Since(start)
 	time.Sleep(2 * time.Second)
 	m, err := readProcMemory(d.Pid())
 	if err != nil {
+		return err
+	}
+	if err := cl.sync(time.Minute); err != nil { // the task node is still connected
 		return err
 	}
 	logf(stderr, "memory: %d groups in %s; RSS %s (anon %s, peak %s)", c.memGroups, took.Round(time.Second), mib(m.RSS), mib(m.Anon), mib(m.Peak))

@@ -159,15 +159,21 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // memoryRun sends one point for each of groups distinct hosts, all
 // CRITICAL, so that the daemon holds every group's alert state, pacing the
 // writes so that undelivered events stay well below the daemon's queue
-// (100,000); it returns once every event was delivered.
-func memoryRun(socket string, e *endpoint, groups int) error {
+// (100,000); it returns once every event was delivered, with the
+// connection still open: the task node, and its groups, are still there
+// until the caller closes it.
+func memoryRun(socket string, e *endpoint, groups int) (_ *client, err error) {
 	c, err := dial(socket)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.close()
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
 	if err := c.init(nextTask("memory"), append(squadcastOptions(), urlOption(e, "memory"))); err != nil {
-		return err
+		return nil, err
 	}
 	const chunk = 10000
 	const ahead = 40000
@@ -176,25 +182,25 @@ func memoryRun(socket string, e *endpoint, groups int) error {
 		f := &frames{}
 		for i := from; i < min(from+chunk, groups); i++ {
 			if err := f.add(&agent.Request{Message: &agent.Request_Point{Point: point(hostName(i), critIdle, t0+int64(i))}}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := c.writeFrames(f, 0, f.len()); err != nil {
-			return fmt.Errorf("%w (%v)", err, c.Err())
+			return nil, fmt.Errorf("%w (%v)", err, c.Err())
 		}
 		if err := c.sync(5 * time.Minute); err != nil {
-			return err
+			return nil, err
 		}
 		if _, ok := e.waitDone("memory", from+f.len()-ahead, 5*time.Minute); !ok {
 			_, done := e.counts("memory")
-			return fmt.Errorf("memory run: only %d of %d events delivered after 5 minutes", done, from+f.len())
+			return nil, fmt.Errorf("memory run: only %d of %d events delivered after 5 minutes", done, from+f.len())
 		}
 	}
 	if _, ok := e.waitDone("memory", groups, 10*time.Minute); !ok {
 		_, done := e.counts("memory")
-		return fmt.Errorf("memory run: only %d of %d events delivered", done, groups)
+		return nil, fmt.Errorf("memory run: only %d of %d events delivered", done, groups)
 	}
-	return c.sync(time.Minute)
+	return c, c.sync(time.Minute)
 }
 
 // procMemory is a process's memory as /proc/PID/status reports it, in bytes.
