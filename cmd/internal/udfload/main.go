@@ -48,6 +48,7 @@ type config struct {
 	points         int
 	kapPoints      int
 	memGroups      int
+	memLimit       string
 	latencySamples int
 	deliveries     int
 	workers        int
@@ -63,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.points, "points", 200000, "points per round over the socket")
 	fs.IntVar(&c.kapPoints, "kapacitord-points", 150000, "points per round through kapacitord")
 	fs.IntVar(&c.memGroups, "memory-groups", 1000000, "distinct alerting groups of the memory run (0 skips it)")
+	fs.StringVar(&c.memLimit, "memory-gomemlimit", "", "also run the memory run with the daemon under this GOMEMLIMIT (Go's soft memory limit, e.g. 250MiB); empty: only with Go's defaults")
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "events timed in the latency run")
 	fs.IntVar(&c.deliveries, "deliveries", 200, "incidents opened at once in the delivery run")
 	fs.IntVar(&c.workers, "workers", 32, "--workers of the second daemon of the delivery run (the first has the default)")
@@ -163,13 +165,23 @@ func bench(ctx context.Context, c config, t *table, stderr io.Writer) error {
 		return err
 	}
 	if c.memGroups > 0 {
-		dm, err := startDaemon("daemonm")
-		if err != nil {
-			return err
+		limits := []string{""}
+		if c.memLimit != "" {
+			limits = append(limits, c.memLimit)
 		}
-		defer dm.Stop()
-		if err := memory(c, t, e, dm, stderr); err != nil {
-			return err
+		for i, limit := range limits {
+			if err := memory(c, t, e, limit, func() (*stack.Daemon, error) {
+				cfg := stack.DaemonConfig{
+					Binary: bin, Socket: filepath.Join(dir, fmt.Sprintf("mem%d.sock", i)), DataDir: filepath.Join(dir, fmt.Sprintf("mem%d", i)),
+					URL: e.URL + "/default/benchkey", LogLevel: "warn",
+				}
+				if limit != "" {
+					cfg.Env = []string{"GOMEMLIMIT=" + limit}
+				}
+				return stack.StartDaemon(cfg)
+			}, stderr); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -377,19 +389,24 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 	return nil
 }
 
-func memory(c config, t *table, e *endpoint, d *stack.Daemon, stderr io.Writer) error {
+func memory(c config, t *table, e *endpoint, limit string, start func() (*stack.Daemon, error), stderr io.Writer) error {
+	d, err := start()
+	if err != nil {
+		return err
+	}
+	defer d.Stop()
 	idle, err := readProcMemory(d.Pid())
 	if err != nil {
 		return err
 	}
-	logf(stderr, "memory: %d alerting groups", c.memGroups)
-	start := time.Now()
+	logf(stderr, "memory: %d alerting groups (GOMEMLIMIT %q)", c.memGroups, limit)
+	began := time.Now()
 	cl, err := memoryRun(d.Socket, e, c.memGroups)
 	if err != nil {
 		return err
 	}
 	defer cl.close()
-	took := time.Since(start)
+	took := time.Since(began)
 	time.Sleep(2 * time.Second)
 	m, err := readProcMemory(d.Pid())
 	if err != nil {
@@ -399,8 +416,12 @@ func memory(c config, t *table, e *endpoint, d *stack.Daemon, stderr io.Writer) 
 		return err
 	}
 	logf(stderr, "memory: %d groups in %s; RSS %s (anon %s, peak %s)", c.memGroups, took.Round(time.Second), mib(m.RSS), mib(m.Anon), mib(m.Peak))
+	measure := fmt.Sprintf("Memory: daemon RSS holding %d alerting groups (all their events delivered)", c.memGroups)
+	if limit != "" {
+		measure += ", GOMEMLIMIT=" + limit
+	}
 	t.add(row{
-		Measure:  fmt.Sprintf("Memory: daemon RSS holding %d alerting groups (all their events delivered)", c.memGroups),
+		Measure:  measure,
 		Result:   fmt.Sprintf("%s (anonymous %s, peak %s)", mib(m.RSS), mib(m.Anon), mib(m.Peak)),
 		Baseline: "idle daemon " + mib(idle.RSS),
 		Target:   "< 300 MiB",
