@@ -32,8 +32,8 @@ type Expr struct {
 // float64, int64, string, bool or time.Time put into an interface in a new
 // allocation, three per point for three level expressions. A valueBox
 // holds one interface per kind, made once, whose data word points at the
-// box's own field of that kind; set overwrites the field, so the
-// interface reads the new value.
+// box's own field of that kind; EvalBool overwrites the field for each
+// point, and the interface reads the new value.
 //
 // This is sound because nothing keeps these interfaces beyond one
 // evaluation: the scope is the Expr's own, set again before every
