@@ -65,12 +65,18 @@ func ingest(socket string, opts []*agent.Option, f *frames) (float64, error) {
 // rates are the throughputs of a UDF over rounds of the same run.
 type rates []float64
 
-func (r rates) best() float64 {
-	b := 0.0
-	for _, v := range r {
-		b = max(b, v)
+// median is the middle rate (the mean of the two middle ones for an even
+// count): one lucky or unlucky round on a busy machine does not move it.
+func (r rates) median() float64 {
+	if len(r) == 0 {
+		return 0
 	}
-	return b
+	s := append(rates(nil), r...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func (r rates) String() string {
@@ -82,7 +88,8 @@ func (r rates) String() string {
 }
 
 // compare runs a and b alternately, rounds times each, and returns their
-// rates: alternating spreads the machine's other load over both.
+// rates: alternating spreads the machine's other load over both; compare
+// their medians.
 func compare(rounds int, a, b func() (float64, error)) (ra, rb rates, err error) {
 	for range rounds {
 		va, err := a()

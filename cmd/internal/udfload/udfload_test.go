@@ -160,3 +160,17 @@ func TestInitRejected(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "crit")
 }
+
+func TestRatesMedian(t *testing.T) {
+	for _, tc := range []struct {
+		r    rates
+		want float64
+	}{
+		{nil, 0},
+		{rates{5}, 5},
+		{rates{300, 100, 200}, 200},
+		{rates{4, 1, 3, 2}, 2.5},
+	} {
+		assert.Equal(t, tc.want, tc.r.median(), "%v", tc.r)
+	}
+}
