@@ -13,7 +13,7 @@ KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 INFLUXD_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/influxdb
 INFLUXD := $(INFLUXD_CACHE)/bin/influxd
 
-.PHONY: all build kapacitord influxd test lint demo fuzz clean install install-systemd release
+.PHONY: all build kapacitord influxd test lint demo fuzz bench clean install install-systemd release
 
 all: build
 
@@ -55,6 +55,12 @@ fuzz:
 
 demo: kapacitord
 	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/demo
+
+# bench runs the Go benchmarks and the load tool (cmd/internal/udfload),
+# and prints one table of figures and ratios against baselines measured in
+# the same run. Not part of `make test`; takes a few minutes.
+bench: kapacitord
+	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/udfload $(BENCHFLAGS)
 
 # clean removes what the build made in the work tree; the kapacitord cache
 # in $(KAPACITOR_CACHE) and the influxd one in $(INFLUXD_CACHE) stay (delete

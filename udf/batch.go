@@ -167,3 +167,20 @@ func batchRows(batchTags map[string]string, points []*agent.Point) ([]string, []
 	}
 	return columns, values
 }
+
+// fieldValue returns a point's field by name, whatever its type.
+func fieldValue(p *agent.Point, name string) (interface{}, bool) {
+	if v, ok := p.FieldsDouble[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsInt[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsString[name]; ok {
+		return v, true
+	}
+	if v, ok := p.FieldsBool[name]; ok {
+		return v, true
+	}
+	return nil, false
+}

@@ -21,6 +21,7 @@ const DefaultMaxFrame = 16 << 20
 // is buffered, which answers keepalives at once and batches the rest.
 type conn struct {
 	h        *Handler
+	src      *source
 	r        *bufio.Reader
 	w        *bufio.Writer
 	maxFrame int
@@ -28,15 +29,21 @@ type conn struct {
 	in  []byte
 	out []byte
 	req agent.Request
+	// points decodes Point requests without allocating; pointReq wraps
+	// its points for dispatch.
+	points   pointDecoder
+	pointReq agent.Request_Point
 }
 
 func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
+	src := newSource(rw)
 	return &conn{
 		h:        h,
-		r:        bufio.NewReaderSize(rw, 64<<10),
+		src:      src,
+		r:        bufio.NewReaderSize(src, 64<<10),
 		w:        bufio.NewWriterSize(rw, 64<<10),
 		maxFrame: maxFrame,
 	}
@@ -46,10 +53,13 @@ func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 // (the error, which is also sent to Kapacitor as an ErrorResponse).
 func (c *conn) serve() error {
 	for {
-		if c.r.Buffered() == 0 {
+		if c.r.Buffered() == 0 && !c.src.hasPending() {
 			// About to wait for input: make this burst's events durable
-			// and send its responses.
-			c.h.Flush()
+			// and send its responses. Input that arrives meanwhile is
+			// read ahead, and handled after.
+			if c.h.flushPending() {
+				c.src.during(c.h.Flush)
+			}
 			if err := c.w.Flush(); err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
@@ -101,6 +111,11 @@ func (c *conn) read() error {
 		}
 		return fmt.Errorf("read frame: %w", err)
 	}
+	if p, ok := c.points.decode(b); ok {
+		c.pointReq.Point = p
+		c.req.Message = &c.pointReq
+		return nil
+	}
 	if err := proto.Unmarshal(b, &c.req); err != nil {
 		return fmt.Errorf("decode request: %w", err)
 	}
@@ -130,6 +145,8 @@ func (c *conn) dispatch() (*agent.Response, error) {
 		if err != nil || p == nil {
 			return nil, err
 		}
+		// The point sent back, and the event, share the request's maps.
+		c.points.release()
 		return &agent.Response{Message: &agent.Response_Point{Point: p}}, nil
 	case *agent.Request_Keepalive:
 		return &agent.Response{Message: &agent.Response_Keepalive{

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/influxdata/kapacitor/tick/ast"
 	"github.com/influxdata/kapacitor/tick/stateful"
@@ -23,7 +24,48 @@ type Expr struct {
 	src   string
 	expr  stateful.Expression
 	refs  []string
+	boxes []valueBox // boxes[i] holds the value of refs[i]
 	scope *stateful.Scope
+}
+
+// valueBox hands the scope a point's value without allocating: Go boxes a
+// float64, int64, string, bool or time.Time put into an interface in a new
+// allocation, three per point for three level expressions. A valueBox
+// holds one interface per kind, made once, whose data word points at the
+// box's own field of that kind; EvalBool overwrites the field for each
+// point, and the interface reads the new value.
+//
+// This is sound because nothing keeps these interfaces beyond one
+// evaluation: the scope is the Expr's own, set again before every
+// evaluation, and Kapacitor's evaluator and stateful functions read values
+// out of the interfaces (type switches, assertions) and keep no interface.
+// A valueBox must not move once its interfaces are made: boxes are
+// allocated once per Expr and never copied.
+type valueBox struct {
+	f  float64
+	i  int64
+	s  string
+	b  bool
+	t  time.Time
+	fv any
+	iv any
+	sv any
+	bv any
+	tv any
+}
+
+func (b *valueBox) init() {
+	b.fv, b.iv, b.sv, b.bv, b.tv = boxAt(&b.f), boxAt(&b.i), boxAt(&b.s), boxAt(&b.b), boxAt(&b.t)
+}
+
+// boxAt returns an interface of dynamic type T whose value is read from
+// *p, now and after *p changes. T must not be pointer-shaped (it is
+// float64, int64, string, bool or time.Time here), so the interface's
+// second word is a pointer to the value.
+func boxAt[T any](p *T) any {
+	var v any = *new(T)
+	(*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1] = unsafe.Pointer(p)
+	return v
 }
 
 // CompileExpr parses src, a lambda expression without the "lambda:" prefix,
@@ -48,7 +90,11 @@ func CompileExpr(src string) (*Expr, error) {
 		return nil, fmt.Errorf("the expression references no field or tag (quote names with double quotes: \"usage_idle\" < 10)")
 	}
 	scope := stateful.NewScope()
-	return &Expr{src: src, expr: se, refs: refs, scope: scope}, nil
+	boxes := make([]valueBox, len(refs))
+	for i := range boxes {
+		boxes[i].init()
+	}
+	return &Expr{src: src, expr: se, refs: refs, boxes: boxes, scope: scope}, nil
 }
 
 // checkLexable rejects the input that crashes Kapacitor's TICK lexer
@@ -76,17 +122,20 @@ func (e *Expr) String() string { return e.src }
 
 // EvalBool evaluates the expression against a point.
 func (e *Expr) EvalBool(p *agent.Point) (bool, error) {
-	for _, name := range e.refs {
+	for i, name := range e.refs {
+		b := &e.boxes[i]
 		if name == "time" {
-			e.scope.Set("time", time.Unix(0, p.Time).Local())
+			b.t = time.Unix(0, p.Time).Local()
+			e.scope.Set("time", b.tv)
 			continue
 		}
-		v, isField := fieldValue(p, name)
+		v, isField := b.field(p, name)
 		if tv, isTag := p.Tags[name]; isTag {
 			if isField {
 				return false, fmt.Errorf("cannot have field and tags with same name %q", name)
 			}
-			e.scope.Set(name, tv)
+			b.s = tv
+			e.scope.Set(name, b.sv)
 			continue
 		}
 		if isField {
@@ -102,19 +151,24 @@ func (e *Expr) EvalBool(p *agent.Point) (bool, error) {
 	return e.expr.EvalBool(e.scope)
 }
 
-// fieldValue looks a field up in the point's typed field maps.
-func fieldValue(p *agent.Point, name string) (interface{}, bool) {
+// field looks a field up in the point's typed field maps and returns its
+// value boxed in b.
+func (b *valueBox) field(p *agent.Point, name string) (interface{}, bool) {
 	if v, ok := p.FieldsDouble[name]; ok {
-		return v, true
+		b.f = v
+		return b.fv, true
 	}
 	if v, ok := p.FieldsInt[name]; ok {
-		return v, true
+		b.i = v
+		return b.iv, true
 	}
 	if v, ok := p.FieldsString[name]; ok {
-		return v, true
+		b.s = v
+		return b.sv, true
 	}
 	if v, ok := p.FieldsBool[name]; ok {
-		return v, true
+		b.b = v
+		return b.bv, true
 	}
 	return nil, false
 }

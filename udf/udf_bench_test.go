@@ -1,7 +1,9 @@
 package udf
 
 import (
+	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -231,4 +233,46 @@ func (r *benchCycleReader) Read(p []byte) (int, error) {
 	r.pos += n
 	r.left -= int64(n)
 	return n, nil
+}
+
+// BenchmarkAgentReadPoint is the baseline of BenchmarkConnPoint: the read
+// loop of Kapacitor's agent library (agent.ReadMessage into a reused
+// Request, as its readLoop does) on the same frames, with a handler that
+// drops every point, the least a UDF on that library can do per point.
+func BenchmarkAgentReadPoint(b *testing.B) {
+	var frames []byte
+	var ends []int
+	for g, p := range benchPoints(OK) {
+		p.Time = int64(g)
+		msg, err := proto.Marshal(&agent.Request{Message: &agent.Request_Point{Point: p}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames = binary.AppendUvarint(frames, uint64(len(msg)))
+		frames = append(frames, msg...)
+		ends = append(ends, len(frames))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	total := int64(b.N/benchGroups)*int64(len(frames)) + int64(endOf(ends, b.N%benchGroups))
+	r := bufio.NewReader(&benchCycleReader{data: frames, left: total})
+	var buf []byte
+	req := &agent.Request{}
+	n := 0
+	for {
+		if err := agent.ReadMessage(&buf, r, req); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			b.Fatal(err)
+		}
+		if req.GetPoint() == nil {
+			b.Fatal("not a point")
+		}
+		n++
+	}
+	if n != b.N {
+		b.Fatalf("read %d points, want %d", n, b.N)
+	}
+	b.SetBytes(int64(len(frames) / benchGroups))
 }

@@ -43,6 +43,9 @@ type KapacitordConfig struct {
 	// (an enabled default [[influxdb]] section, without subscriptions);
 	// empty disables InfluxDB. It must answer before kapacitord starts.
 	InfluxDBURL string
+	// MoreUDFs configures more socket UDFs: name → socket, each with
+	// UDFTimeout. Their processes must be running before kapacitord starts.
+	MoreUDFs map[string]string
 	// HTTPPost maps [[httppost]] endpoint names to URLs, for
 	// `.post().endpoint('NAME')` in TICKscripts.
 	HTTPPost map[string]string
@@ -271,6 +274,14 @@ func kapacitordConfig(cfg KapacitordConfig, dir, addr, logPath string) string {
 	}
 	if cfg.BatchUDFSocket != "" {
 		fmt.Fprintf(&b, "[udf.functions.%s_batch]\n  socket = %s\n  timeout = %s\n\n", cfg.UDFName, q(cfg.BatchUDFSocket), q(cfg.UDFTimeout.String()))
+	}
+	udfs := make([]string, 0, len(cfg.MoreUDFs))
+	for name := range cfg.MoreUDFs {
+		udfs = append(udfs, name)
+	}
+	sort.Strings(udfs)
+	for _, name := range udfs {
+		fmt.Fprintf(&b, "[udf.functions.%s]\n  socket = %s\n  timeout = %s\n\n", name, q(cfg.MoreUDFs[name]), q(cfg.UDFTimeout.String()))
 	}
 	names := make([]string, 0, len(cfg.HTTPPost))
 	for name := range cfg.HTTPPost {

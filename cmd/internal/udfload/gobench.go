@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// goBench is one line of `go test -bench -benchmem` output.
+type goBench struct {
+	Pkg, Name               string
+	NsPerOp, BPerOp, Allocs float64
+	HasMem                  bool
+}
+
+// parseGoBench reads benchmark result lines and the package each is in.
+func parseGoBench(out []byte) []goBench {
+	var res []goBench
+	pkg := ""
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = p
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		b := goBench{Pkg: pkg, Name: strings.TrimPrefix(f[0], "Benchmark")}
+		if i := strings.LastIndexByte(b.Name, '-'); i > 0 {
+			if _, err := strconv.Atoi(b.Name[i+1:]); err == nil {
+				b.Name = b.Name[:i] // the GOMAXPROCS suffix
+			}
+		}
+		ok := false
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				b.NsPerOp, ok = v, true
+			case "B/op":
+				b.BPerOp, b.HasMem = v, true
+			case "allocs/op":
+				b.Allocs = v
+			}
+		}
+		if ok {
+			res = append(res, b)
+		}
+	}
+	return res
+}
+
+// runGoBench runs the module's Go benchmarks in root.
+func runGoBench(root, benchtime string) ([]goBench, error) {
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "./..."}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return parseGoBench(out), nil
+}

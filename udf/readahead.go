@@ -1,0 +1,98 @@
+package udf
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// maxReadAhead bounds the input a connection reads ahead while its handler
+// waits for the disk: beyond it Kapacitor waits, as it would on the socket.
+const maxReadAhead = 4 << 20
+
+// source is what a connection's bufio.Reader reads from: input read ahead
+// during a flush first, then the connection itself.
+//
+// Kapacitor writes each point to the socket with its own writes, so the
+// socket holds only a hundred or so points: while the handler waits for
+// the disk before it handles more input (Handler.Flush), Kapacitor would
+// soon block on the full socket, and its whole task with it. So while
+// Flush waits, a goroutine moves the waiting input into memory (up to
+// maxReadAhead): Kapacitor carries on, and the input is handled once
+// Flush returns, in order, exactly as if it had stayed in the socket.
+type source struct {
+	rw io.Reader
+	// deadline is rw's SetReadDeadline; nil if it has none (no read-ahead).
+	deadline func(time.Time) error
+
+	pending []byte // read ahead, not yet consumed from off
+	off     int
+	err     error // the error that ended a read-ahead, returned after pending
+}
+
+func newSource(rw io.Reader) *source {
+	s := &source{rw: rw}
+	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		s.deadline = d.SetReadDeadline
+	}
+	return s
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.off < len(s.pending) {
+		n := copy(p, s.pending[s.off:])
+		s.off += n
+		return n, nil
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	return s.rw.Read(p)
+}
+
+// hasPending reports whether input read ahead is still to be consumed.
+func (s *source) hasPending() bool { return s.off < len(s.pending) }
+
+// during runs wait (a flush) while reading input ahead into memory, and
+// returns once both are done. Without deadlines, or with input read ahead
+// still pending, or after a read error, it just runs wait.
+func (s *source) during(wait func()) {
+	if s.deadline == nil || s.hasPending() || s.err != nil {
+		wait()
+		return
+	}
+	s.pending, s.off = s.pending[:0], 0
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() && len(s.pending) < maxReadAhead {
+			if cap(s.pending)-len(s.pending) < 32<<10 {
+				s.pending = append(s.pending, make([]byte, 64<<10)...)[:len(s.pending)]
+			}
+			n, err := s.rw.Read(s.pending[len(s.pending):cap(s.pending)])
+			s.pending = s.pending[:len(s.pending)+n]
+			if err != nil {
+				if !(stop.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
+					s.err = err // EOF or a broken connection: after the pending input
+				}
+				return
+			}
+		}
+	}()
+	wait()
+	stop.Store(true)
+	// Wake a Read that waits for input; it returns at once.
+	if err := s.deadline(time.Now()); err != nil {
+		s.err = err
+	}
+	<-done
+	if err := s.deadline(time.Time{}); err != nil && s.err == nil {
+		s.err = err
+	}
+}
+
+// flushPending reports whether Flush has something to make durable or save.
+func (h *Handler) flushPending() bool { return h.unflushed || len(h.dirty) > 0 }
