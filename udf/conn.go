@@ -142,6 +142,10 @@ func (c *conn) dispatch() (*agent.Response, error) {
 	switch m := c.req.Message.(type) {
 	case *agent.Request_Point:
 		p, err := c.h.Point(m.Point)
+		if c.h.cfg.Batch {
+			// A batch handler keeps every point of the batch until its end.
+			c.points.release()
+		}
 		if err != nil || p == nil {
 			return nil, err
 		}

@@ -228,9 +228,10 @@ func (h *Handler) Flush() {
 
 // Point evaluates the point's level for its group and, when the alert node
 // would send an event, publishes it and returns the point to emit downstream
-// (nil when there is no event). When it returns nil, Point keeps nothing
-// of p (neither p nor its maps or slices): the connection reuses them for
-// the next point.
+// (nil when there is no event). For a stream, when it returns nil, Point
+// keeps nothing of p (neither p nor its maps or slices): the connection
+// reuses them for the next point. A batch handler keeps every point until
+// the batch ends (the connection then never reuses them).
 func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	defer recoverTo(&err)
 	if h.opts == nil {
