@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +34,7 @@ func TestE2EBatchParity(t *testing.T) {
 	}
 	stop := start.Add(n * 10 * time.Second)
 
-	pairs := batchPairs(t)
+	pairs := tickPairs(t, "batch")
 	require.NotEmpty(t, pairs)
 	var replays []string
 	for _, p := range pairs {
@@ -193,24 +191,4 @@ func batchRowCount(ev e2eEvent) int {
 		n += len(values)
 	}
 	return n
-}
-
-// batchPairs lists the pairs in tickscripts/batch: every X with both
-// X_post.tick and X_squadcast.tick.
-func batchPairs(t *testing.T) []string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "tickscripts", "batch")
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var pairs []string
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), "_post.tick")
-		if !ok {
-			continue
-		}
-		_, err := os.Stat(filepath.Join(dir, name+"_squadcast.tick"))
-		require.NoError(t, err, "%s has no @squadcast_batch() twin", e.Name())
-		pairs = append(pairs, name)
-	}
-	return pairs
 }

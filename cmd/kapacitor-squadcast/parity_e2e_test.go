@@ -25,7 +25,7 @@ func TestE2EParity(t *testing.T) {
 	st := e2eStart(t, e2eDaemonPath)
 	k := st.kap
 
-	pairs := parityPairs(t)
+	pairs := tickPairs(t, "parity")
 	require.NotEmpty(t, pairs)
 	for _, p := range pairs {
 		e2eDefineRunning(t, k, p+"_post", e2eTick(t, filepath.Join("parity", p+"_post.tick")))
@@ -77,11 +77,11 @@ func TestE2EParity(t *testing.T) {
 	}
 }
 
-// parityPairs lists the pairs in tickscripts/parity: every X with both
-// X_post.tick and X_squadcast.tick.
-func parityPairs(t *testing.T) []string {
+// tickPairs lists the pairs in tickscripts/DIR: every X with both
+// X_post.tick (Kapacitor's |alert()) and X_squadcast.tick (the UDF).
+func tickPairs(t *testing.T, dir string) []string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "tickscripts", "parity")
+	dir = filepath.Join("..", "..", "tickscripts", dir)
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	var pairs []string
@@ -91,7 +91,7 @@ func parityPairs(t *testing.T) []string {
 			continue
 		}
 		_, err := os.Stat(filepath.Join(dir, name+"_squadcast.tick"))
-		require.NoError(t, err, "%s has no @squadcast() twin", e.Name())
+		require.NoError(t, err, "%s has no twin %s_squadcast.tick", e.Name(), name)
 		pairs = append(pairs, name)
 	}
 	return pairs
