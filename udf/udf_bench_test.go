@@ -181,18 +181,7 @@ func benchLoop(b *testing.B, h *Handler, pick func(int) *agent.Point, wantEvents
 // It is Handler.Point plus protobuf decoding and framing.
 func BenchmarkConnPoint(b *testing.B) {
 	h := benchHandler(b, &benchSink{})
-	var frames []byte
-	var ends []int // ends[i] is the end of frame i in frames
-	for g, p := range benchPoints(OK) {
-		p.Time = int64(g)
-		msg, err := proto.Marshal(&agent.Request{Message: &agent.Request_Point{Point: p}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		frames = binary.AppendUvarint(frames, uint64(len(msg)))
-		frames = append(frames, msg...)
-		ends = append(ends, len(frames))
-	}
+	frames, ends := benchFrames(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	total := int64(b.N/benchGroups)*int64(len(frames)) + int64(endOf(ends, b.N%benchGroups))
@@ -240,18 +229,7 @@ func (r *benchCycleReader) Read(p []byte) (int, error) {
 // Request, as its readLoop does) on the same frames, with a handler that
 // drops every point, the least a UDF on that library can do per point.
 func BenchmarkAgentReadPoint(b *testing.B) {
-	var frames []byte
-	var ends []int
-	for g, p := range benchPoints(OK) {
-		p.Time = int64(g)
-		msg, err := proto.Marshal(&agent.Request{Message: &agent.Request_Point{Point: p}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		frames = binary.AppendUvarint(frames, uint64(len(msg)))
-		frames = append(frames, msg...)
-		ends = append(ends, len(frames))
-	}
+	frames, ends := benchFrames(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	total := int64(b.N/benchGroups)*int64(len(frames)) + int64(endOf(ends, b.N%benchGroups))
@@ -275,4 +253,20 @@ func BenchmarkAgentReadPoint(b *testing.B) {
 		b.Fatalf("read %d points, want %d", n, b.N)
 	}
 	b.SetBytes(int64(len(frames) / benchGroups))
+}
+
+// benchFrames returns the Point request frames of benchPoints(OK), one per
+// group, back to back, and where each ends.
+func benchFrames(b *testing.B) (frames []byte, ends []int) {
+	for g, p := range benchPoints(OK) {
+		p.Time = int64(g)
+		msg, err := proto.Marshal(&agent.Request{Message: &agent.Request_Point{Point: p}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames = binary.AppendUvarint(frames, uint64(len(msg)))
+		frames = append(frames, msg...)
+		ends = append(ends, len(frames))
+	}
+	return frames, ends
 }
