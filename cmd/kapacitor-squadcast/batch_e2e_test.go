@@ -53,23 +53,9 @@ func TestE2EBatchParity(t *testing.T) {
 	// The replays are done, so Kapacitor's alert nodes have handed every
 	// event to .post() and the daemon has published its events; wait for
 	// their requests to stop coming.
-	var builtin, daemon []stack.Request
-	deadline := time.Now().Add(60 * time.Second)
-	last, lastChange := [2]int{-1, -1}, time.Now()
-	for {
-		builtin, daemon = st.standIn.RequestsTo(e2eBuiltin), st.standIn.RequestsTo(e2eDaemonPath)
-		if c := [2]int{len(builtin), len(daemon)}; c != last {
-			last, lastChange = c, time.Now()
-		}
-		quiet := time.Since(lastChange)
-		if len(builtin) > 0 && (len(daemon) == len(builtin) && quiet >= 2*time.Second || quiet >= 10*time.Second) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not settled: %d requests from Kapacitor, %d from the daemon", len(builtin), len(daemon))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	builtin, daemon := e2eSettle(t, st.standIn, 60*time.Second, 2*time.Second, func(posted int) (bool, string) {
+		return posted > 0, "no request from Kapacitor yet"
+	})
 
 	want, got := e2eByID(e2eDecode(t, builtin)), e2eByID(e2eDecode(t, daemon))
 	for _, p := range pairs {

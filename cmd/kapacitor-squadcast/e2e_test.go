@@ -281,6 +281,33 @@ func e2eCompare(t *testing.T, ids []string, want, got map[string][]e2eEvent) map
 	return levels
 }
 
+// e2eSettle waits until the requests Kapacitor posts to e2eBuiltin and the
+// daemon's to e2eDaemonPath have stopped coming, and returns them:
+// complete (given the number of Kapacitor's requests) must hold, and the
+// counts must not have moved for settle when they are equal, or for 10s
+// when not (the caller's assertions then say how they differ). It fails the
+// test after wait, with complete's status.
+func e2eSettle(t *testing.T, standIn *stack.StandIn, wait, settle time.Duration, complete func(builtin int) (bool, string)) (builtin, daemon []stack.Request) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	last, lastChange := [2]int{-1, -1}, time.Now()
+	for {
+		builtin, daemon = standIn.RequestsTo(e2eBuiltin), standIn.RequestsTo(e2eDaemonPath)
+		if c := [2]int{len(builtin), len(daemon)}; c != last {
+			last, lastChange = c, time.Now()
+		}
+		done, status := complete(len(builtin))
+		quiet := time.Since(lastChange)
+		if done && (len(daemon) == len(builtin) && quiet >= settle || quiet >= 10*time.Second) {
+			return builtin, daemon
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled within %s: %s; %d requests from Kapacitor, %d from the daemon", wait, status, len(builtin), len(daemon))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func e2eStat(task stack.Task, node, key string) int64 {
 	n, _ := task.Stat(node, key)
 	return n
@@ -304,40 +331,23 @@ func TestE2EDifferential(t *testing.T) {
 		require.NoError(t, k.Write("telegraf", "autogen", body), "writing batch %d", i)
 	}
 
-	// Wait until both tasks have taken every point, Kapacitor's own handler
-	// has delivered every event its alert node triggered, and the request
-	// counts have stopped moving: for 1s when they are equal, for 10s when
-	// not (the assertions below then say how they differ).
-	var builtin, daemon []stack.Request
+	// Wait until both tasks have taken every point and Kapacitor's own
+	// handler has delivered every event its alert node triggered.
 	var post, udf stack.Task
-	const wait = 90 * time.Second
-	deadline := time.Now().Add(wait)
-	last, lastChange := [2]int{-1, -1}, time.Now()
-	for {
+	builtin, daemon := e2eSettle(t, st.standIn, 90*time.Second, time.Second, func(posted int) (bool, string) {
 		var err1, err2 error
 		post, err1 = k.Task("cpu_alert_post")
 		udf, err2 = k.Task("cpu_squadcast")
-		builtin, daemon = st.standIn.RequestsTo(e2eBuiltin), st.standIn.RequestsTo(e2eDaemonPath)
-		if counts := [2]int{len(builtin), len(daemon)}; counts != last {
-			last, lastChange = counts, time.Now()
-		}
 		triggered := e2eStat(post, "alert", "alerts_triggered")
-		complete := err1 == nil && err2 == nil &&
-			e2eStat(post, "alert", "collected") == total &&
-			e2eStat(udf, "squadcast", "collected") == total &&
-			int64(len(builtin)) == triggered
-		quiet := time.Since(lastChange)
-		if complete && (len(daemon) == len(builtin) && quiet >= time.Second || quiet >= 10*time.Second) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not settled within %s: cpu_alert_post: alert node collected %d of %d points, alerts_triggered %d, %d requests to %s (err %v); "+
-				"cpu_squadcast: squadcast node collected %d of %d points, executing %v, error %q (err %v), %d requests from the daemon",
-				wait, e2eStat(post, "alert", "collected"), total, triggered, len(builtin), e2eBuiltin, err1,
-				e2eStat(udf, "squadcast", "collected"), total, udf.Executing, udf.Error, err2, len(daemon))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err1 == nil && err2 == nil &&
+				e2eStat(post, "alert", "collected") == total &&
+				e2eStat(udf, "squadcast", "collected") == total &&
+				int64(posted) == triggered,
+			fmt.Sprintf("cpu_alert_post: alert node collected %d of %d points, alerts_triggered %d (err %v); "+
+				"cpu_squadcast: squadcast node collected %d of %d points, executing %v, error %q (err %v)",
+				e2eStat(post, "alert", "collected"), total, triggered, err1,
+				e2eStat(udf, "squadcast", "collected"), total, udf.Executing, udf.Error, err2)
+	})
 	require.Empty(t, udf.Error, "cpu_squadcast task error")
 	require.Greater(t, len(builtin), 100, "the random walk should trigger many events")
 	require.Equal(t, len(st.standIn.Requests()), len(builtin)+len(daemon), "every request went to %s or %s", e2eBuiltin, e2eDaemonPath)

@@ -41,24 +41,9 @@ func TestE2EParity(t *testing.T) {
 
 	// Settled: every task took every point, Kapacitor's handlers posted all
 	// their alert nodes triggered, and the counts stopped moving.
-	var builtin, daemon []stack.Request
-	deadline := time.Now().Add(120 * time.Second)
-	last, lastChange := [2]int{-1, -1}, time.Now()
-	for {
-		builtin, daemon = st.standIn.RequestsTo(e2eBuiltin), st.standIn.RequestsTo(e2eDaemonPath)
-		if c := [2]int{len(builtin), len(daemon)}; c != last {
-			last, lastChange = c, time.Now()
-		}
-		complete, status := parityComplete(k, pairs, total, len(builtin))
-		quiet := time.Since(lastChange)
-		if complete && (len(daemon) == len(builtin) && quiet >= time.Second || quiet >= 10*time.Second) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not settled: %s; %d requests from Kapacitor, %d from the daemon", status, len(builtin), len(daemon))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	builtin, daemon := e2eSettle(t, st.standIn, 120*time.Second, time.Second, func(posted int) (bool, string) {
+		return parityComplete(k, pairs, total, posted)
+	})
 
 	want, got := e2eByID(e2eDecode(t, builtin)), e2eByID(e2eDecode(t, daemon))
 	for _, p := range pairs {
