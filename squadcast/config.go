@@ -32,8 +32,13 @@ const (
 const (
 	// DefaultTimeout is the time one HTTP attempt may take.
 	DefaultTimeout = 10 * time.Second
-	// DefaultWorkers is the number of concurrent deliveries.
-	DefaultWorkers = 8
+	// DefaultWorkers is the number of concurrent deliveries. A worker that
+	// waits on a slow endpoint costs a goroutine and a connection, nothing
+	// more; 32 delivers 200 incidents to an endpoint taking 100 ms per
+	// request over 20 times faster than Kapacitor's .post() (make bench),
+	// and Squadcast's per-minute limits are enforced by the rate limiter,
+	// not by the number of workers.
+	DefaultWorkers = 32
 	// DefaultQueueSize is the number of events that may wait in memory.
 	DefaultQueueSize = 100000
 	// DefaultRetryWaitMin is the shortest wait between two attempts.
