@@ -39,11 +39,27 @@ type op struct {
 	data []byte
 }
 
+// stateSave is a publisher's alert state change (udf.StateFlusher), written
+// after the events in the same transaction.
+type stateSave struct {
+	pub   *publisher
+	write func(*bolt.Tx) error
+}
+
 // Commit retry pauses after a failed transaction.
 const (
 	commitRetryMin = 100 * time.Millisecond
 	commitRetryMax = 2 * time.Second
 )
+
+// stored counts one of the publisher's events or state saves as written.
+// Called with s.cm held.
+func (p *publisher) stored() {
+	p.unstored--
+	if p.unstored == 0 {
+		p.err = nil
+	}
+}
 
 // queueOp queues an outcome for the committer. It may be called with s.mu held.
 func (s *Sender) queueOp(o op) {
@@ -60,21 +76,21 @@ func (s *Sender) commitLoop() {
 	failures := 0
 	for {
 		s.cm.Lock()
-		for len(s.puts) == 0 && len(s.ops) == 0 && !s.cmStop && !s.cmKill {
+		for len(s.puts) == 0 && len(s.ops) == 0 && len(s.saves) == 0 && !s.cmStop && !s.cmKill {
 			s.cmWork.Wait()
 		}
-		if s.cmKill || len(s.puts) == 0 && len(s.ops) == 0 {
+		if s.cmKill || len(s.puts) == 0 && len(s.ops) == 0 && len(s.saves) == 0 {
 			s.cmGone = true
 			s.cmDone.Broadcast()
 			s.cm.Unlock()
 			return
 		}
 		stopping := s.cmStop
-		puts, ops := s.puts, s.ops
-		s.puts, s.ops = nil, nil
+		puts, ops, saves := s.puts, s.ops, s.saves
+		s.puts, s.ops, s.saves = nil, nil, nil
 		s.cm.Unlock()
 
-		err := s.commit(puts, ops)
+		err := s.commit(puts, ops, saves)
 
 		// Schedule the new events before waking Flush: once Flush returns,
 		// its events are written and scheduled.
@@ -96,17 +112,21 @@ func (s *Sender) commitLoop() {
 					j.pub.err = err
 				}
 			}
+			for _, sv := range saves {
+				sv.pub.err = err
+			}
 			// Retry the whole batch first, then what arrived since.
 			s.puts = append(puts, s.puts...)
 			s.ops = append(ops, s.ops...)
+			s.saves = append(saves, s.saves...)
 		} else {
 			for _, j := range puts {
 				if j.pub != nil {
-					j.pub.unstored--
-					if j.pub.unstored == 0 {
-						j.pub.err = nil
-					}
+					j.pub.stored()
 				}
+			}
+			for _, sv := range saves {
+				sv.pub.stored()
 			}
 		}
 		s.cmDone.Broadcast()
@@ -118,9 +138,9 @@ func (s *Sender) commitLoop() {
 		failures++
 		if stopping {
 			s.log.Error("cannot write the outbox at shutdown: events not yet written are lost, and delivered ones may be sent again after a restart",
-				zap.Int("events_not_written", len(puts)), zap.Error(err))
+				zap.Int("events_not_written", len(puts)), zap.Int("state_changes_not_written", len(saves)), zap.Error(err))
 			s.cm.Lock()
-			s.puts, s.ops = nil, nil
+			s.puts, s.ops, s.saves = nil, nil, nil
 			s.cmGone = true
 			s.cmDone.Broadcast()
 			s.cm.Unlock()
@@ -138,7 +158,7 @@ func (s *Sender) commitLoop() {
 
 // commit writes one batch in one transaction. On failure it undoes what it
 // recorded in the jobs, so that the batch can be retried as is.
-func (s *Sender) commit(puts []*job, ops []op) (err error) {
+func (s *Sender) commit(puts []*job, ops []op, saves []stateSave) (err error) {
 	if s.hooks.beforeCommit != nil {
 		if err := s.hooks.beforeCommit(); err != nil {
 			return err
@@ -202,6 +222,11 @@ func (s *Sender) commit(puts []*job, ops []op) (err error) {
 				if err := dead.Put(seqKey(seq), o.data); err != nil {
 					return err
 				}
+			}
+		}
+		for _, sv := range saves {
+			if err := sv.write(tx); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -232,7 +232,7 @@ func TestFlushReportsWriteFailure(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
 	err = p.(udf.Flusher).Flush()
-	require.ErrorContains(t, err, "make 1 event(s) of endpoint default durable")
+	require.ErrorContains(t, err, "make 1 event(s) or state change(s) of endpoint default durable")
 	require.ErrorContains(t, err, "injected disk failure")
 	require.NotContains(t, err.Error(), secretKey)
 	require.NoError(t, p.(udf.Flusher).Flush(), "the retried write succeeds")

@@ -77,6 +77,7 @@ type Sender struct {
 	cmDone   *sync.Cond // a batch was written (or failed)
 	puts     []*job
 	ops      []op
+	saves    []stateSave
 	cmStop   bool          // write what is queued, then return
 	cmKill   bool          // return now
 	cmGone   bool          // the committer returned
@@ -92,8 +93,9 @@ type Sender struct {
 }
 
 var (
-	_ udf.Sink    = (*Sender)(nil)
-	_ udf.Flusher = (*publisher)(nil)
+	_ udf.Sink         = (*Sender)(nil)
+	_ udf.Flusher      = (*publisher)(nil)
+	_ udf.StateFlusher = (*publisher)(nil)
 )
 
 // hooks are the Sender's clock, randomness and retry wait, replaced in tests.
@@ -379,8 +381,9 @@ type publisher struct {
 	t *target
 
 	// Guarded by s.cm.
-	unstored int   // events published and not yet written
+	unstored int   // events and state saves queued and not yet written
 	err      error // the last failed write of one of them, until Flush reports it
+	held     bool  // FlushState was called: Publish leaves the write to it
 }
 
 // Publish renders ev and queues it for the outbox and delivery; it never
@@ -413,7 +416,9 @@ func (p *publisher) Publish(ev udf.Event) error {
 	s.cm.Lock()
 	p.unstored++
 	s.puts = append(s.puts, j)
-	s.cmWork.Signal()
+	if !p.held {
+		s.cmWork.Signal()
+	}
 	s.cm.Unlock()
 	return nil
 }
@@ -424,10 +429,28 @@ func (p *publisher) Publish(ev udf.Event) error {
 // returns an error when the write that covered some of them failed; those
 // events are still being delivered (from memory) and their write retried,
 // which a later Flush waits for.
-func (p *publisher) Flush() error {
+func (p *publisher) Flush() error { return p.flush(nil, false) }
+
+// FlushState is Flush, with save (the alert state's changes, see
+// udf.StateFlusher) written after the events, in the same transaction
+// unless the committer took some of them before save was queued. From the
+// first call on, Publish no longer wakes the committer: the events of a
+// read burst wait for its FlushState, and go to disk with its state in one
+// transaction, one sync.
+func (p *publisher) FlushState(save func(*bolt.Tx) error) error { return p.flush(save, true) }
+
+func (p *publisher) flush(save func(*bolt.Tx) error, hold bool) error {
 	s := p.s
 	s.cm.Lock()
 	defer s.cm.Unlock()
+	p.held = p.held || hold
+	if save != nil && !s.cmGone {
+		p.unstored++
+		s.saves = append(s.saves, stateSave{pub: p, write: save})
+	}
+	if p.unstored > 0 {
+		s.cmWork.Signal()
+	}
 	for p.unstored > 0 && p.err == nil && !s.cmGone {
 		s.cmDone.Wait()
 	}
@@ -439,7 +462,18 @@ func (p *publisher) Flush() error {
 	if err == nil {
 		err = ErrClosed
 	}
-	return fmt.Errorf("make %d event(s) of endpoint %s durable: %w", p.unstored, p.t.name, err)
+	return fmt.Errorf("make %d event(s) or state change(s) of endpoint %s durable: %w", p.unstored, p.t.name, err)
+}
+
+// StateStore returns the alert state store kept in the outbox's file, for
+// udf.HandlerConfig.State: the publishers write its changes in their
+// transactions (udf.StateFlusher). It is valid until Close.
+func (s *Sender) StateStore() (*udf.StateStore, error) {
+	st, err := udf.NewStateStore(s.outbox.db)
+	if err != nil {
+		return nil, fmt.Errorf("outbox %s: %w", s.outbox.path, err)
+	}
+	return st, nil
 }
 
 // send makes one HTTP attempt. Its error is a redacted *DeliveryError.
@@ -562,6 +596,10 @@ func (s *Sender) Close(ctx context.Context) error {
 func (s *Sender) close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	// Events a publisher still holds for its FlushState are written now.
+	s.cm.Lock()
+	s.cmWork.Signal()
+	s.cm.Unlock()
 	var drained chan struct{}
 	if s.queued > 0 {
 		s.drained = make(chan struct{})

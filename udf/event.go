@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Level is an alert level, ordered like Kapacitor's: OK < INFO < WARNING < CRITICAL.
@@ -125,6 +127,23 @@ type Publisher interface {
 // a crash may repeat an event but never lose one.
 type Flusher interface {
 	Flush() error
+}
+
+// StateFlusher is implemented by durable Publishers whose file also keeps
+// the alert state (HandlerConfig.State is then a StateStore on that file,
+// see NewStateStore). The handler calls FlushState instead of Flush and
+// saving the state: when it returns nil, the events published so far and
+// save's changes are on disk, written in one transaction when they can be
+// (one sync to disk for both), the events never after the state. save is
+// nil when the state did not change; it runs in a writable transaction of
+// the publisher's file, and may run again if that transaction fails.
+//
+// From the first FlushState on (Init makes one, with nothing to write),
+// Publish only queues an event: it is written by the publisher's next
+// FlushState (or by a transaction that another publisher's flush starts),
+// with the state's changes.
+type StateFlusher interface {
+	FlushState(save func(*bolt.Tx) error) error
 }
 
 // Sink resolves a task's destination options to a Publisher. It is called

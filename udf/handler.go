@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
@@ -121,6 +122,13 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		return fail(err)
 	}
 	h.opts, h.pub = opts, pub
+	if sf, ok := pub.(StateFlusher); ok {
+		// From now on the publisher writes this node's events at Flush,
+		// with its state: one transaction per burst.
+		if err := sf.FlushState(nil); err != nil {
+			h.log.Warn("cannot flush the new publisher", zap.Error(err))
+		}
+	}
 	h.rules = rulesOf(opts)
 	h.rules.batch = h.cfg.Batch
 	if h.cfg.State != nil {
@@ -193,7 +201,8 @@ func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse,
 }
 
 // Flush makes the events published so far durable (when the publisher is
-// durable), then saves the changed alert state: in that order, so that a
+// durable), then saves the changed alert state: in that order, or in one
+// transaction when the publisher keeps the state (StateFlusher), so that a
 // crash can repeat an event but never lose one. It is called before the
 // connection waits for more input; it costs nothing when nothing changed.
 // A failure is logged and retried at the next Flush.
@@ -201,25 +210,35 @@ func (h *Handler) Flush() {
 	if !h.unflushed && len(h.dirty) == 0 {
 		return
 	}
-	if f, ok := h.pub.(Flusher); ok && h.unflushed {
-		if err := f.Flush(); err != nil {
-			h.log.Error("cannot make alert events durable; will retry", zap.Error(err))
-			return
+	var change *stateChange
+	if h.cfg.State != nil && len(h.dirty) > 0 {
+		var tooLong int
+		change, tooLong = h.cfg.State.change(h.taskID, h.nodeID, h.asOf, h.groups, h.dirty)
+		if tooLong > 0 {
+			h.log.Warn("alert state not saved for groups whose names are over 32 KiB: after a restart they start from OK", zap.Int("groups", tooLong))
 		}
 	}
-	if h.cfg.State != nil && len(h.dirty) > 0 {
-		put := make(map[string]*groupState, len(h.dirty))
-		var del []string
-		for g := range h.dirty {
-			if st, ok := h.groups[g]; ok {
-				put[g] = st
-			} else {
-				del = append(del, g)
+	if sf, ok := h.pub.(StateFlusher); ok {
+		var save func(*bolt.Tx) error
+		if change != nil {
+			save = change.write
+		}
+		if err := sf.FlushState(save); err != nil {
+			h.log.Error("cannot make alert events and state durable; will retry", zap.Error(err))
+			return
+		}
+	} else {
+		if f, ok := h.pub.(Flusher); ok && h.unflushed {
+			if err := f.Flush(); err != nil {
+				h.log.Error("cannot make alert events durable; will retry", zap.Error(err))
+				return
 			}
 		}
-		if err := h.cfg.State.save(h.taskID, h.nodeID, h.asOf, put, del); err != nil {
-			h.log.Error("cannot save alert state; will retry", zap.Error(err))
-			return
+		if change != nil {
+			if err := h.cfg.State.save(change); err != nil {
+				h.log.Error("cannot save alert state; will retry", zap.Error(err))
+				return
+			}
 		}
 	}
 	clear(h.dirty)

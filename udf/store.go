@@ -10,24 +10,30 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// StateStore keeps the alert state of every task node on disk (a bbolt file
-// in the data dir), so that a restarted daemon, or a task re-enabled after
-// it restarted, carries on where it was: no repeated trigger, no missed
-// recovery. Only alerting groups are stored (an absent group is OK), and a
-// node's state is written only when it changes, i.e. with its events.
+// StateStore keeps the alert state of every task node on disk (a bbolt
+// file in the data dir), so that a restarted daemon, or a task re-enabled
+// after it restarted, carries on where it was: no repeated trigger, no
+// missed recovery. Only alerting groups are stored (an absent group is OK),
+// and a node's state is written only when it changes, i.e. with its events.
 //
-// Layout: bucket "nodes" holds one bucket per node, named TaskID NUL NodeID;
-// in it, key "m" holds the node's meta (the newest point time it saved) and
-// keys "g"+group hold groups.
+// The daemon keeps it in the outbox's file (see NewStateStore), so that a
+// burst's events and its state changes are written in one transaction,
+// with one sync to disk (StateFlusher). OpenStateStore gives it a file of
+// its own, for publishers that keep no outbox.
+//
+// Layout: bucket "alert_state" holds one bucket per node, named TaskID NUL
+// NodeID; in it, key "m" holds the node's meta (the newest point time it
+// saved) and keys "g"+group hold groups.
 type StateStore struct {
-	db *bolt.DB
+	db  *bolt.DB
+	own bool // Close closes db
 }
 
-var bucketNodes = []byte("nodes")
+var bucketNodes = []byte("alert_state")
 
 const stateVersion = 1
 
-// OpenStateStore opens (creating if needed) the state file at path.
+// OpenStateStore opens (creating if needed) a state file of its own at path.
 func OpenStateStore(path string) (*StateStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
@@ -36,18 +42,35 @@ func OpenStateStore(path string) (*StateStore, error) {
 		}
 		return nil, fmt.Errorf("open alert state %s: %w", path, err)
 	}
+	s, err := NewStateStore(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open alert state %s: %w", path, err)
+	}
+	s.own = true
+	return s, nil
+}
+
+// NewStateStore keeps the alert state in db, an open bbolt file that holds
+// other buckets too (the outbox's): it creates its bucket if needed. Close
+// leaves db open.
+func NewStateStore(db *bolt.DB) (*StateStore, error) {
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketNodes)
 		return err
 	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open alert state %s: %w", path, err)
+		return nil, fmt.Errorf("create the alert state bucket: %w", err)
 	}
 	return &StateStore{db: db}, nil
 }
 
-// Close closes the file.
-func (s *StateStore) Close() error { return s.db.Close() }
+// Close closes the file, if the store has one of its own.
+func (s *StateStore) Close() error {
+	if !s.own {
+		return nil
+	}
+	return s.db.Close()
+}
 
 // savedGroup is one stored group.
 type savedGroup struct {
@@ -97,38 +120,79 @@ func (s *StateStore) load(task, node string) (ns nodeState, found bool, err erro
 	return ns, found, nil
 }
 
-// save writes the changed groups of a node: groups present in put are
-// stored, names in del are removed (they are OK again).
-func (s *StateStore) save(task, node string, asOf int64, put map[string]*groupState, del []string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketNodes).CreateBucketIfNotExists(nodeKey(task, node))
-		if err != nil {
-			return err
+// stateChange is the changes of one node's groups since its last save,
+// encoded when they were taken (the handler changes its groups on, while
+// the change waits for a transaction).
+type stateChange struct {
+	store      *StateStore
+	task, node string
+	asOf       int64
+	put        [][2][]byte // key, record
+	del        [][]byte    // keys
+}
+
+// change takes the changes of the groups in dirty: those in groups are
+// stored, the others are removed (they are OK again). A group whose name
+// is too long for a bbolt key (over 32 KiB) cannot be stored: it is left
+// out, and counted in tooLong.
+func (s *StateStore) change(task, node string, asOf int64, groups map[string]*groupState, dirty map[string]struct{}) (c *stateChange, tooLong int) {
+	c = &stateChange{store: s, task: task, node: node, asOf: asOf}
+	for g := range dirty {
+		if 1+len(g) > bolt.MaxKeySize {
+			tooLong++
+			continue
 		}
-		var m [8]byte
-		binary.BigEndian.PutUint64(m[:], uint64(asOf))
-		if err := b.Put([]byte{'m'}, m[:]); err != nil {
-			return err
+		key := append([]byte{'g'}, g...)
+		if st, ok := groups[g]; ok {
+			c.put = append(c.put, [2][]byte{key, encodeGroup(st)})
+		} else {
+			c.del = append(c.del, key)
 		}
-		key := make([]byte, 0, 64)
-		for g, st := range put {
-			key = append(append(key[:0], 'g'), g...)
-			if err := b.Put(key, encodeGroup(st)); err != nil {
-				return err
-			}
-		}
-		for _, g := range del {
-			key = append(append(key[:0], 'g'), g...)
-			if err := b.Delete(key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return c, tooLong
+}
+
+// write writes the change in tx, a writable transaction of the store's file.
+func (c *stateChange) write(tx *bolt.Tx) error {
+	if tx.DB() != c.store.db {
+		return errors.New("the alert state is kept in another file than the events (HandlerConfig.State is not the publisher's)")
+	}
+	nodes := tx.Bucket(bucketNodes)
+	if nodes == nil {
+		return errors.New("the file has no alert state bucket")
+	}
+	b, err := nodes.CreateBucketIfNotExists(nodeKey(c.task, c.node))
 	if err != nil {
-		return fmt.Errorf("save alert state of task %s node %s: %w", task, node, err)
+		return err
+	}
+	var m [8]byte
+	binary.BigEndian.PutUint64(m[:], uint64(c.asOf))
+	if err := b.Put([]byte{'m'}, m[:]); err != nil {
+		return err
+	}
+	for _, kv := range c.put {
+		if err := b.Put(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, k := range c.del {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// save writes a change in a transaction of its own.
+func (s *StateStore) save(c *stateChange) error {
+	if err := s.db.Update(c.write); err != nil {
+		return c.err(err)
+	}
+	return nil
+}
+
+func (c *stateChange) err(err error) error {
+	return fmt.Errorf("save alert state of task %s node %s: %w", c.task, c.node, err)
 }
 
 // encodeGroup: version, level, first and last trigger times (varints), ID.

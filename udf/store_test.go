@@ -185,7 +185,8 @@ func TestStateStoreErrors(t *testing.T) {
 		dir := t.TempDir()
 		s := openStore(t, dir)
 		defer s.Close()
-		require.NoError(t, s.save("cpu", "squadcast2", 1, map[string]*groupState{"host=a": {level: Critical, id: "x"}}, nil))
+		c, _ := s.change("cpu", "squadcast2", 1, map[string]*groupState{"host=a": {level: Critical, id: "x"}}, map[string]struct{}{"host=a": {}})
+		require.NoError(t, s.save(c))
 		require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketNodes).Bucket(nodeKey("cpu", "squadcast2")).Put([]byte("ghost=b"), []byte{1, 9})
 		}))
@@ -209,4 +210,71 @@ func TestStateStoreErrors(t *testing.T) {
 			assert.Error(t, err, "%v", b)
 		}
 	})
+}
+
+// stateRecorder is a recorder that keeps the alert state in its own file
+// (a StateFlusher): each FlushState writes the save in one transaction.
+type stateRecorder struct {
+	recorder
+	db       *bolt.DB
+	flushes  int // FlushState calls
+	saves    int // of them, with a state save
+	flushErr error
+}
+
+func (f *stateRecorder) Open(Destination) (Publisher, error) { return f, nil }
+func (f *stateRecorder) Flush() error                        { panic("Flush called on a StateFlusher") }
+func (f *stateRecorder) FlushState(save func(*bolt.Tx) error) error {
+	f.flushes++
+	if f.flushErr != nil {
+		return f.flushErr
+	}
+	if save == nil {
+		return nil
+	}
+	f.saves++
+	return f.db.Update(save)
+}
+
+// TestStateFlusher: with a publisher that keeps the state (the daemon's
+// sender), the handler hands it the burst's state change at Flush, in
+// place of Flush and a save of its own; a failed flush is retried with
+// the state changed since.
+func TestStateFlusher(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "shared.db"), 0o600, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	store, err := NewStateStore(db)
+	require.NoError(t, err)
+	rec := &stateRecorder{db: db}
+	h := handlerWithStore(t, rec, store)
+	assert.Equal(t, 1, rec.flushes, "Init flushes once, with nothing to write")
+	assert.Equal(t, 0, rec.saves)
+
+	feed(t, h, "host=a", 10, 5) // CRITICAL
+	feed(t, h, "host=b", 11, 5) // CRITICAL
+	h.Flush()
+	assert.Equal(t, 1, rec.saves, "one save for the burst")
+	ns, found, err := store.load("cpu", "squadcast2")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Len(t, ns.groups, 2)
+	assert.EqualValues(t, 11, ns.asOf)
+
+	rec.flushErr = errors.New("disk full")
+	feed(t, h, "host=a", 20, 50) // recovery
+	h.Flush()
+	rec.flushErr = nil
+	feed(t, h, "host=c", 21, 5) // CRITICAL
+	h.Flush()
+	assert.Equal(t, 2, rec.saves)
+	ns, _, err = store.load("cpu", "squadcast2")
+	require.NoError(t, err)
+	var groups []string
+	for _, g := range ns.groups {
+		groups = append(groups, g.group)
+	}
+	assert.ElementsMatch(t, []string{"host=b", "host=c"}, groups, "the retried flush carries the recovery of host=a")
+	h.Flush()
+	assert.Equal(t, 2, rec.saves, "nothing changed: no save")
 }

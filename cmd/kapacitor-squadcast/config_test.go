@@ -208,7 +208,7 @@ max-age = "1h"
 			assert.Equal(t, "", c.url)
 			assert.Empty(t, c.endpointNames())
 			assert.Equal(t, socketMode(0o660), c.socketMode)
-			assert.Equal(t, 8, c.workers)
+			assert.Equal(t, 32, c.workers)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -106,7 +106,9 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 			return fmt.Errorf("--batch-socket: %w", err)
 		}
 	}
-	state, err := udf.OpenDataDirState(c.dataDir)
+	// The alert state lives in the outbox's file: a burst's events and its
+	// state changes go to disk in one transaction.
+	state, err := sender.StateStore()
 	if err != nil {
 		ln.Close()
 		if batchLn != nil {
@@ -115,7 +117,6 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
-	defer state.Close()
 	hostname, _ := os.Hostname()
 	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.maxFrameSize)}
 	if m != nil {

@@ -21,7 +21,8 @@ func (discardSink) Open(udf.Destination) (udf.Publisher, error) { return discard
 func (discardSink) Publish(udf.Event) error                     { return nil }
 
 // inProcess is the daemon's socket server, in this process, with a given
-// sink and the daemon's alert state store.
+// sink and the daemon's alert state store: in the sender's outbox file, as
+// in the daemon, or in a file of its own for other sinks.
 type inProcess struct {
 	Socket string
 	srv    *udf.Server
@@ -33,7 +34,13 @@ func startInProcess(dir, name string, sink udf.Sink) (*inProcess, error) {
 	if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	state, err := udf.OpenDataDirState(filepath.Join(dir, name))
+	var state *udf.StateStore
+	var err error
+	if s, ok := sink.(*squadcast.Sender); ok {
+		state, err = s.StateStore()
+	} else {
+		state, err = udf.OpenDataDirState(filepath.Join(dir, name))
+	}
 	if err != nil {
 		return nil, err
 	}
