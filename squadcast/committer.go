@@ -14,6 +14,13 @@ import (
 // transaction (group commit: one fsync for many events), then wakes the
 // Flush calls waiting for it and hands the new events to the scheduler.
 //
+// New events and state saves are written as soon as a flush asks. Outcomes
+// (a delivered event's deletion, a retry's bookkeeping, a dead letter) are
+// not urgent: a crash that loses one only repeats a delivery, which the
+// outbox promises anyway. They go with the next transaction, or after
+// opsDelay, or once opsBatch are waiting: under a steady flow of alerts,
+// each delivery then costs no fsync of its own.
+//
 // A failed transaction is retried as a whole, with whatever arrived since,
 // after a short pause; its new events are delivered from memory meanwhile,
 // and Flush reports the failure to their publishers.
@@ -61,12 +68,40 @@ func (p *publisher) stored() {
 	}
 }
 
+// Outcomes wait at most opsDelay, or until opsBatch wait, for a transaction.
+const (
+	opsDelay = 500 * time.Millisecond
+	opsBatch = 1000
+)
+
 // queueOp queues an outcome for the committer. It may be called with s.mu held.
 func (s *Sender) queueOp(o op) {
 	s.cm.Lock()
 	s.ops = append(s.ops, o)
-	s.cmWork.Signal()
+	switch {
+	case len(s.ops) >= opsBatch:
+		s.opsDue = true
+		s.cmWork.Signal()
+	case len(s.ops) == 1 && !s.opsDue:
+		s.opsTimer.Reset(opsDelay)
+	}
 	s.cm.Unlock()
+}
+
+// opsTimerFired makes the waiting outcomes due.
+func (s *Sender) opsTimerFired() {
+	s.cm.Lock()
+	if len(s.ops) > 0 {
+		s.opsDue = true
+		s.cmWork.Signal()
+	}
+	s.cm.Unlock()
+}
+
+// hasWork reports whether the committer has something to write now.
+// Called with s.cm held.
+func (s *Sender) hasWork() bool {
+	return len(s.puts) > 0 || len(s.saves) > 0 || len(s.ops) > 0 && (s.opsDue || s.cmStop)
 }
 
 // commitLoop runs the committer until stopCommitter (after writing what
@@ -76,10 +111,10 @@ func (s *Sender) commitLoop() {
 	failures := 0
 	for {
 		s.cm.Lock()
-		for len(s.puts) == 0 && len(s.ops) == 0 && len(s.saves) == 0 && !s.cmStop && !s.cmKill {
+		for !s.hasWork() && !s.cmStop && !s.cmKill {
 			s.cmWork.Wait()
 		}
-		if s.cmKill || len(s.puts) == 0 && len(s.ops) == 0 && len(s.saves) == 0 {
+		if s.cmKill || !s.hasWork() {
 			s.cmGone = true
 			s.cmDone.Broadcast()
 			s.cm.Unlock()
@@ -88,6 +123,8 @@ func (s *Sender) commitLoop() {
 		stopping := s.cmStop
 		puts, ops, saves := s.puts, s.ops, s.saves
 		s.puts, s.ops, s.saves = nil, nil, nil
+		s.opsDue = false
+		s.opsTimer.Stop()
 		s.cm.Unlock()
 
 		err := s.commit(puts, ops, saves)
@@ -119,6 +156,7 @@ func (s *Sender) commitLoop() {
 			s.puts = append(puts, s.puts...)
 			s.ops = append(ops, s.ops...)
 			s.saves = append(saves, s.saves...)
+			s.opsDue = true // after the pause below
 		} else {
 			for _, j := range puts {
 				if j.pub != nil {

@@ -341,8 +341,8 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 		s.schedule(inc, s.clock.Now())
 		return
 	case resultDelivered:
+		s.queueOp(op{kind: opDelete, j: j}) // first: once counted, the deletion is queued
 		s.delivered.Add(1)
-		s.queueOp(op{kind: opDelete, j: j})
 	case resultDead:
 		s.deadLettered.Add(1)
 		if r.data != nil {

@@ -78,6 +78,8 @@ type Sender struct {
 	puts     []*job
 	ops      []op
 	saves    []stateSave
+	opsDue   bool          // ops wait no longer
+	opsTimer *time.Timer   // makes ops due opsDelay after the first
 	cmStop   bool          // write what is queued, then return
 	cmKill   bool          // return now
 	cmGone   bool          // the committer returned
@@ -226,6 +228,8 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	s.cond = sync.NewCond(&s.mu)
 	s.cmWork = sync.NewCond(&s.cm)
 	s.cmDone = sync.NewCond(&s.cm)
+	s.opsTimer = time.AfterFunc(time.Hour, s.opsTimerFired)
+	s.opsTimer.Stop()
 	for _, e := range cfg.Endpoints {
 		s.endpoints[e.Name] = &target{name: e.Name, settings: e.Name, url: e.URL, format: e.Format,
 			timeout: e.Timeout, rate: e.RateLimit, headers: e.Headers, label: observerLabel(e.Name), secrets: urlSecrets(e.URL)}

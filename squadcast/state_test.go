@@ -2,7 +2,9 @@ package squadcast
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/assert"
@@ -134,4 +136,42 @@ func TestAlertStateInOutbox(t *testing.T) {
 	assert.True(t, point(hd, "host=b", 4, 10), "the recovery goes out")
 	hd.Flush()
 	assert.Len(t, listOutbox(t, s.outbox), 3)
+}
+
+// TestOutcomesBatched: deliveries' deletions are not written one
+// transaction each: they wait (at most opsDelay) and share one, or go with
+// the next events; either way the outbox empties.
+func TestOutcomesBatched(t *testing.T) {
+	h := newHoldServer(t)
+	h.hold.Store(false) // answer 200 at once
+	s, _, _ := newTestSender(t, holdConfig(h, t.TempDir(), 4))
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	sf := p.(udf.StateFlusher)
+	require.NoError(t, sf.FlushState(nil))
+	before := s.commits.Load()
+	const n = 20
+	for i := range n {
+		require.NoError(t, p.Publish(webhookEvent(fmt.Sprint("inc", i), 0)))
+	}
+	require.NoError(t, sf.FlushState(nil))
+	require.Eventually(t, func() bool { return s.Stats().Delivered == n }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(listOutbox(t, s.outbox)) == 0 }, 10*time.Second, 5*time.Millisecond,
+		"the deletions are written within opsDelay")
+	assert.Less(t, s.commits.Load()-before, int64(1+n), "not one transaction per deletion")
+
+	// A deletion waiting goes with the next events' transaction.
+	require.NoError(t, p.Publish(webhookEvent("x", 0)))
+	require.NoError(t, sf.FlushState(nil))
+	require.Eventually(t, func() bool { return s.Stats().Delivered == n+1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, p.Publish(webhookEvent("y", 0)))
+	require.NoError(t, sf.FlushState(nil))
+	ids := func() []string {
+		var ids []string
+		for _, e := range listOutbox(t, s.outbox) {
+			ids = append(ids, e.Incident)
+		}
+		return ids
+	}()
+	assert.NotContains(t, ids, "x", "x's deletion was written with y")
 }
