@@ -155,7 +155,7 @@ type job struct {
 func (j *job) fields() []zap.Field {
 	return []zap.Field{
 		zap.String("endpoint", j.target.name),
-		zap.String("incident", j.id),
+		zap.String("incident", udf.LoggedID(j.id)),
 		zap.String("level", j.level.String()),
 		zap.String("task", j.task),
 	}
@@ -397,12 +397,12 @@ func (p *publisher) Publish(ev udf.Event) error {
 	body, err := Render(p.t.format, ev)
 	if err != nil {
 		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, err)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
 	}
 	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, pub: p}
 	if j.rec, err = encodeRecord(j.record()); err != nil {
 		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, err)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
 	}
 
 	s.mu.Lock()
@@ -410,10 +410,10 @@ func (p *publisher) Publish(ev udf.Event) error {
 	switch {
 	case s.closed:
 		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", ev.ID, p.t.name, ErrClosed)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, ErrClosed)
 	case s.queued >= s.cfg.QueueSize:
 		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w (%d events pending)", ev.ID, p.t.name, ErrQueueFull, s.queued)
+		return fmt.Errorf("drop event for incident %q (endpoint %s): %w (%d events pending)", udf.LoggedID(ev.ID), p.t.name, ErrQueueFull, s.queued)
 	}
 	s.queued++
 	s.published.Add(1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -170,4 +171,21 @@ func (e *OptionError) Error() string {
 		return fmt.Sprintf("option .%s: %s", e.Option, e.Reason)
 	}
 	return fmt.Sprintf("option .%s(%s): %s", e.Option, e.Value, e.Reason)
+}
+
+// maxLoggedID is the longest alert id a log line or an error shows in full.
+const maxLoggedID = 256
+
+// LoggedID returns id as logs and errors show it: in full up to 256 bytes,
+// else its first 256 bytes (whole characters) and its length, so that an id
+// built by a runaway template does not make a log line of tens of KB.
+func LoggedID(id string) string {
+	if len(id) <= maxLoggedID {
+		return id
+	}
+	cut := maxLoggedID
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", id[:cut], len(id))
 }

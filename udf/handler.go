@@ -308,12 +308,12 @@ func (h *Handler) publish(ev Event, group string) {
 		h.cfg.Observer.AlertEvent(ev.Level)
 	}
 	if ce := h.log.Check(zap.DebugLevel, "alert event"); ce != nil {
-		ce.Write(zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Stringer("previous_level", ev.PreviousLevel),
+		ce.Write(zap.String("id", LoggedID(ev.ID)), zap.Stringer("level", ev.Level), zap.Stringer("previous_level", ev.PreviousLevel),
 			zap.String("group", group), zap.Duration("duration", ev.Duration))
 	}
 	if err := h.pub.Publish(ev); err != nil {
 		h.log.Error("alert event lost: cannot enqueue it",
-			zap.String("id", ev.ID), zap.Stringer("level", ev.Level), zap.Error(err))
+			zap.String("id", LoggedID(ev.ID)), zap.Stringer("level", ev.Level), zap.Error(err))
 	}
 }
 

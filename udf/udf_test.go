@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/assert"
@@ -397,4 +398,14 @@ func TestHandlerTagsAndPriorities(t *testing.T) {
 		assert.Equal(t, map[string]string{"team": "point"}, e.Tags, "the point's tags are kept as they are")
 	}
 	assert.Equal(t, []string{"INFO:P5", "WARNING:P2", "CRITICAL:P1", "OK:"}, got)
+}
+
+func TestLoggedID(t *testing.T) {
+	assert.Equal(t, "cpu:host=a", LoggedID("cpu:host=a"))
+	exact := strings.Repeat("x", 256)
+	assert.Equal(t, exact, LoggedID(exact))
+	long := strings.Repeat("x", 255) + "é" + strings.Repeat("y", 60000)
+	got := LoggedID(long)
+	assert.Equal(t, strings.Repeat("x", 255)+"… (60257 bytes)", got, "cut on a character boundary, with the length")
+	assert.True(t, utf8.ValidString(got))
 }
