@@ -92,6 +92,7 @@ func (c *serveConfig) defineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.kapacitorURL, "kapacitor-url", c.kapacitorURL, "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
 	fs.StringVar(&c.udfName, "udf-name", c.udfName, "the UDF's `name` in kapacitor.conf ([udf.functions.NAME], and NAME_batch for --batch-socket): which tasks --kapacitor-url restarts")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "on SIGTERM, how long pending deliveries may still take (what is left stays in the outbox)")
+	fs.DurationVar(&c.defaultTimeout, "timeout", c.defaultTimeout, "how long one HTTP `attempt` to the default endpoint (and to inline .url()s) may take before it counts as failed and is retried (default 10s)")
 	fs.Var(&c.rateLimit, "rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)")
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", c.retryMaxWait, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
 	fs.DurationVar(&c.maxAge, "max-age", c.maxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
@@ -602,6 +603,9 @@ func (c *serveConfig) validateSettings() error {
 	}
 	if c.udfName == "" {
 		return errors.New("--udf-name is empty")
+	}
+	if c.defaultTimeout < 0 {
+		return fmt.Errorf("--timeout %s is negative", c.defaultTimeout)
 	}
 	if !c.rateLimit.IsZero() && c.url == "" {
 		return errors.New("--rate-limit limits the default endpoint: it needs --url or " + webhookEnv)

@@ -187,7 +187,9 @@ max-age = "1h"
 			assert.Equal(t, 10*time.Second, c.shutdownTimeout, "built-in default")
 			assert.Equal(t, []string{"default", "team"}, c.endpointNames())
 		}},
-		{"flags override", []string{"--workers", "5", "--config", withDefault, "--socket", "/flag.sock", "--url", "https://flag.example.com/v1/K", "--format", "kapacitor", "--rate-limit", "none", "--max-age", "2h", "--socket-mode", "0600"}, "", func(t *testing.T, c serveConfig) {
+		{"flags override", []string{"--workers", "5", "--config", withDefault, "--socket", "/flag.sock", "--url", "https://flag.example.com/v1/K", "--format", "kapacitor", "--rate-limit", "none", "--max-age", "2h", "--socket-mode", "0600", "--timeout", "3s"}, "", func(t *testing.T, c serveConfig) {
+			assert.Equal(t, 3*time.Second, c.defaultTimeout)
+			assert.Equal(t, 3*time.Second, c.endpointList()[0].Timeout, "the default endpoint's attempts")
 			assert.Equal(t, "/flag.sock", c.socket)
 			assert.Equal(t, "/file-data", c.dataDir)
 			assert.Equal(t, 5, c.workers, "a flag before --config overrides too")
@@ -297,7 +299,7 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	var out, errb bytes.Buffer
 	run([]string{"serve", "--help"}, &out, &errb)
 	for _, f := range []string{"config", "socket", "socket-mode", "socket-group", "data-dir", "url", "format", "workers", "log-level", "log-format",
-		"shutdown-timeout", "kapacitor-url", "udf-name", "rate-limit", "retry-max-wait", "max-age", "listen"} {
+		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen"} {
 		assert.Contains(t, errb.String(), "\n  -"+f+" ", "serve --help lists -%s", f)
 	}
 }
@@ -320,6 +322,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--socket", sock, "--data-dir", dir, "--socket-group", "no-such-group-xyz"}, "", 1, `--socket-group: unknown group "no-such-group-xyz"`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--listen", "nope"}, "", 1, `--listen: "nope" is not host:port`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--max-age", "0s"}, "", 1, `--max-age must be positive`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--timeout", "-1s"}, "", 1, `--timeout -1s is negative`},
 		{[]string{"--socket", sock, "--data-dir", dir}, "gopher://h/" + cfgSecret, 1, `$SQUADCAST_WEBHOOK_URL: the URL has scheme "gopher"`},
 		{[]string{"--config", filepath.Join(dir, "missing.toml")}, "", 1, "read config file"},
 		{[]string{"--config", badCfg, "--socket", sock, "--data-dir", dir}, "", 1, `config file ` + badCfg + `: endpoint "p": url and url-file exclude each other`},
