@@ -15,9 +15,9 @@ import (
 )
 
 const outboxUsage = `Usage:
-  kapacitor-squadcast outbox list  --data-dir DIR
-  kapacitor-squadcast outbox retry --data-dir DIR
-  kapacitor-squadcast outbox drop  --data-dir DIR SEQ...
+  kapacitor-squadcast outbox list  (--data-dir DIR | --config FILE)
+  kapacitor-squadcast outbox retry (--data-dir DIR | --config FILE)
+  kapacitor-squadcast outbox drop  (--data-dir DIR | --config FILE) SEQ...
 
 The outbox (DIR/outbox.db) holds the events the daemon has not delivered
 yet, and its dead letters (events given up after a permanent failure or
@@ -58,11 +58,12 @@ func runOutbox(args []string, stdout, stderr io.Writer) int {
 // with exit code 1.
 func outboxCommand(name, argsUsage string, args []string, positional bool, stdout, stderr io.Writer,
 	run func(dataDir string, args []string, stdout io.Writer) error) int {
-	var dataDir string
+	var dataDir, configFile string
 	fs := flag.NewFlagSet("outbox "+name, flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "", "the daemon's data `directory` (its --data-dir; required)")
+	fs.StringVar(&dataDir, "data-dir", "", "the daemon's data `directory` (its --data-dir; required unless --config gives it)")
+	fs.StringVar(&configFile, "config", "", "the daemon's config `file`, to take its data-dir from (default none)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast outbox %s --data-dir DIR%s\n\nFlags:\n", name, argsUsage)
+		fmt.Fprintf(fs.Output(), "Usage: kapacitor-squadcast outbox %s (--data-dir DIR | --config FILE)%s\n\nFlags:\n", name, argsUsage)
 		fs.PrintDefaults()
 	}
 	fs.SetOutput(stderr)
@@ -84,8 +85,19 @@ func outboxCommand(name, argsUsage string, args []string, positional bool, stdou
 		fmt.Fprintf(stderr, "%s: unexpected arguments: %v\n", fs.Name(), rest)
 		return 2
 	}
+	if dataDir == "" && configFile != "" {
+		fc := defaultServeConfig()
+		if err := loadConfigFile(configFile, &fc); err != nil {
+			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: %v\n", name, err)
+			return 1
+		}
+		if dataDir = fc.dataDir; dataDir == "" {
+			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: config file %s sets no data-dir: give --data-dir\n", name, configFile)
+			return 2
+		}
+	}
 	if dataDir == "" {
-		fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: --data-dir is required\n", name)
+		fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: --data-dir (or --config) is required\n", name)
 		return 2
 	}
 	if err := run(dataDir, rest, stdout); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -129,18 +130,25 @@ func TestOutboxCommands(t *testing.T) {
 
 func TestOutboxUsage(t *testing.T) {
 	dir := t.TempDir()
+	noDataDir := filepath.Join(dir, "nodir.toml")
+	require.NoError(t, os.WriteFile(noDataDir, []byte("workers = 2\n"), 0o600))
+	withDataDir := filepath.Join(dir, "dir.toml")
+	require.NoError(t, os.WriteFile(withDataDir, []byte(`data-dir = "`+filepath.Join(dir, "from-config")+`"`+"\n"), 0o600))
 	for _, tc := range []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"outbox"}, 2, "kapacitor-squadcast outbox list  --data-dir DIR"},
+		{[]string{"outbox"}, 2, "kapacitor-squadcast outbox list  (--data-dir DIR | --config FILE)"},
 		{[]string{"outbox", "--help"}, 0, "move every dead letter back to pending"},
 		{[]string{"outbox", "frob"}, 2, `unknown command "frob"`},
 		{[]string{"outbox", "list", "--help"}, 0, "-data-dir directory"},
-		{[]string{"outbox", "retry", "-h"}, 0, "Usage: kapacitor-squadcast outbox retry --data-dir DIR"},
-		{[]string{"outbox", "drop", "--help"}, 0, "Usage: kapacitor-squadcast outbox drop --data-dir DIR SEQ..."},
-		{[]string{"outbox", "list"}, 2, "--data-dir is required"},
+		{[]string{"outbox", "retry", "-h"}, 0, "Usage: kapacitor-squadcast outbox retry (--data-dir DIR | --config FILE)"},
+		{[]string{"outbox", "drop", "--help"}, 0, "Usage: kapacitor-squadcast outbox drop (--data-dir DIR | --config FILE) SEQ..."},
+		{[]string{"outbox", "list"}, 2, "--data-dir (or --config) is required"},
+		{[]string{"outbox", "list", "--config", noDataDir}, 2, "sets no data-dir: give --data-dir"},
+		{[]string{"outbox", "list", "--config", filepath.Join(dir, "missing.toml")}, 1, "read config file"},
+		{[]string{"outbox", "list", "--config", withDataDir}, 1, "open outbox " + filepath.Join(dir, "from-config", "outbox.db")},
 		{[]string{"outbox", "list", "--data-dir", dir, "extra"}, 2, "unexpected arguments: [extra]"},
 		{[]string{"outbox", "list", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"outbox", "drop", "--data-dir", dir}, 2, "give the sequence numbers"},
