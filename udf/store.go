@@ -133,11 +133,12 @@ func (s *StateStore) save(task, node string, asOf int64, put map[string]*groupSt
 
 // encodeGroup: version, level, first and last trigger times (varints), ID.
 func encodeGroup(st *groupState) []byte {
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(st.id))
+	id := st.alertID()
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(id))
 	b = append(b, stateVersion, byte(st.level))
 	b = binary.AppendVarint(b, st.firstTriggered)
 	b = binary.AppendVarint(b, st.lastTriggered)
-	return append(b, st.id...)
+	return append(b, id...)
 }
 
 func decodeGroup(b []byte) (groupState, error) {
@@ -160,7 +161,7 @@ func decodeGroup(b []byte) (groupState, error) {
 	if st.lastTriggered, n = binary.Varint(b); n <= 0 {
 		return groupState{}, errors.New("bad last-trigger time")
 	}
-	st.id = string(b[n:])
+	st.setAlertID(string(b[n:]))
 	return st, nil
 }
 
