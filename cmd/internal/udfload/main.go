@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -439,6 +440,9 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 	return nil
 }
 
+// memorySeq numbers the memory runs.
+var memorySeq atomic.Int64
+
 func memory(c config, t *table, e *endpoint, limit string, start func() (*stack.Daemon, error), stderr io.Writer) error {
 	d, err := start()
 	if err != nil {
@@ -451,7 +455,10 @@ func memory(c config, t *table, e *endpoint, limit string, start func() (*stack.
 	}
 	logf(stderr, "memory: %d alerting groups (GOMEMLIMIT %q)", c.memGroups, limit)
 	began := time.Now()
-	cl, err := memoryRun(d.Socket, e, c.memGroups)
+	// Each run has a path segment of its own: the endpoint's counts of a
+	// segment add up over runs, and a second run on the first's would not
+	// be paced, nor wait for its own deliveries.
+	cl, err := memoryRun(d.Socket, e, fmt.Sprintf("memory%d", memorySeq.Add(1)), c.memGroups)
 	if err != nil {
 		return err
 	}
