@@ -623,3 +623,34 @@ func BenchmarkPublishFlush(b *testing.B) {
 	b.Run("100-per-flush", func(b *testing.B) { run(b, 100, false) })
 	b.Run("parallel-1-per-flush", func(b *testing.B) { run(b, 1, true) })
 }
+
+// TestPendingLeavesFull: the pending bucket's keys are appended in order,
+// so its leaves are filled before they split (appendFill), not half empty
+// as with bbolt's default: the file, and the pages of it the daemon maps,
+// are about half as large. Events of about 1KB are held by the server
+// while their leaves are measured.
+func TestPendingLeavesFull(t *testing.T) {
+	h := newHoldServer(t)
+	cfg, _ := testConfig(t, holdConfig(h, "", 1))
+	s := startSender(t, cfg, (&fastHooks{}).hooks())
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	for i := range 300 {
+		ev := webhookEvent(fmt.Sprintf("incident-%d", i), 0)
+		ev.Details = strings.Repeat("d", 600)
+		require.NoError(t, p.Publish(ev))
+		if i%10 == 9 {
+			require.NoError(t, p.(udf.Flusher).Flush()) // commits of a few events, as under load
+		}
+	}
+	require.NoError(t, p.(udf.Flusher).Flush())
+	var st bolt.BucketStats
+	require.NoError(t, s.outbox.view(func(tx *bolt.Tx) error {
+		st = tx.Bucket(bucketPending).Stats()
+		return nil
+	}))
+	require.Equal(t, 300, st.KeyN)
+	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+	t.Logf("%d leaf pages, %.0f%% used", st.LeafPageN, 100*fill)
+	require.Greater(t, fill, 0.7, "pending leaves are filled")
+}
