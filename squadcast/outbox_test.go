@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -653,4 +654,52 @@ func TestPendingLeavesFull(t *testing.T) {
 	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
 	t.Logf("%d leaf pages, %.0f%% used", st.LeafPageN, 100*fill)
 	require.Greater(t, fill, 0.7, "pending leaves are filled")
+}
+
+// TestCommitCostIndependentOfFreePages: what a commit allocates does not
+// grow with the outbox's free pages (thousands after a burst was
+// delivered): bbolt neither writes nor merges a list of them per commit.
+func TestCommitCostIndependentOfFreePages(t *testing.T) {
+	o, err := OpenOutbox(filepath.Join(t.TempDir(), OutboxFile), false)
+	require.NoError(t, err)
+	defer o.Close()
+	rec := make([]byte, 1400)
+	putDelete := func(n int, del bool) {
+		require.NoError(t, o.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketPending)
+			b.FillPercent = appendFill
+			for range n {
+				seq, err := b.NextSequence()
+				require.NoError(t, err)
+				require.NoError(t, b.Put(seqKey(seq), rec))
+				if del {
+					require.NoError(t, b.Delete(seqKey(seq)))
+				}
+			}
+			return nil
+		}))
+	}
+	for range 10 {
+		putDelete(1000, false) // a burst
+	}
+	require.NoError(t, o.update(func(tx *bolt.Tx) error { // delivered
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.First() {
+			require.NoError(t, c.Delete())
+		}
+		return nil
+	}))
+	putDelete(1, true)
+	free := o.db.Stats().FreePageN
+	require.Greater(t, free, 4000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const commits = 50
+	for range commits {
+		putDelete(1, true)
+	}
+	runtime.ReadMemStats(&after)
+	perCommit := (after.TotalAlloc - before.TotalAlloc) / commits
+	t.Logf("%d free pages: %d bytes allocated per commit", free, perCommit)
+	require.Less(t, perCommit, uint64(32<<10), "bytes allocated per commit with %d free pages", free)
 }
