@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 	"github.com/stretchr/testify/require"
@@ -56,4 +57,9 @@ func TestHeapPerAlertingGroup(t *testing.T) {
 	b := heapPerGroup(t, 100000)
 	t.Logf("%.0f bytes of live heap per alerting group", b)
 	require.Less(t, b, 130.0, "bytes of live heap per alerting group")
+}
+
+// TestGroupStateSize: a group's state fits the 32-byte allocation class.
+func TestGroupStateSize(t *testing.T) {
+	require.Equal(t, uintptr(32), unsafe.Sizeof(groupState{}))
 }
