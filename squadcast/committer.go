@@ -206,6 +206,7 @@ func (s *Sender) commit(puts []*job, ops []op, saves []stateSave) (err error) {
 	delta := 0
 	err = s.outbox.update(func(tx *bolt.Tx) error {
 		pending, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDead)
+		pending.FillPercent = appendFill
 		for _, j := range puts {
 			if j.gone || j.seq != 0 {
 				continue // delivered (from memory) before it could be written

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -622,4 +623,83 @@ func BenchmarkPublishFlush(b *testing.B) {
 	b.Run("1-per-flush", func(b *testing.B) { run(b, 1, false) })
 	b.Run("100-per-flush", func(b *testing.B) { run(b, 100, false) })
 	b.Run("parallel-1-per-flush", func(b *testing.B) { run(b, 1, true) })
+}
+
+// TestPendingLeavesFull: the pending bucket's keys are appended in order,
+// so its leaves are filled before they split (appendFill), not half empty
+// as with bbolt's default: the file, and the pages of it the daemon maps,
+// are about half as large. Events of about 1KB are held by the server
+// while their leaves are measured.
+func TestPendingLeavesFull(t *testing.T) {
+	h := newHoldServer(t)
+	cfg, _ := testConfig(t, holdConfig(h, "", 1))
+	s := startSender(t, cfg, (&fastHooks{}).hooks())
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	for i := range 300 {
+		ev := webhookEvent(fmt.Sprintf("incident-%d", i), 0)
+		ev.Details = strings.Repeat("d", 600)
+		require.NoError(t, p.Publish(ev))
+		if i%10 == 9 {
+			require.NoError(t, p.(udf.Flusher).Flush()) // commits of a few events, as under load
+		}
+	}
+	require.NoError(t, p.(udf.Flusher).Flush())
+	var st bolt.BucketStats
+	require.NoError(t, s.outbox.view(func(tx *bolt.Tx) error {
+		st = tx.Bucket(bucketPending).Stats()
+		return nil
+	}))
+	require.Equal(t, 300, st.KeyN)
+	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+	t.Logf("%d leaf pages, %.0f%% used", st.LeafPageN, 100*fill)
+	require.Greater(t, fill, 0.7, "pending leaves are filled")
+}
+
+// TestCommitCostIndependentOfFreePages: what a commit allocates does not
+// grow with the outbox's free pages (thousands after a burst was
+// delivered): bbolt neither writes nor merges a list of them per commit.
+func TestCommitCostIndependentOfFreePages(t *testing.T) {
+	o, err := OpenOutbox(filepath.Join(t.TempDir(), OutboxFile), false)
+	require.NoError(t, err)
+	defer o.Close()
+	rec := make([]byte, 1400)
+	putDelete := func(n int, del bool) {
+		require.NoError(t, o.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketPending)
+			b.FillPercent = appendFill
+			for range n {
+				seq, err := b.NextSequence()
+				require.NoError(t, err)
+				require.NoError(t, b.Put(seqKey(seq), rec))
+				if del {
+					require.NoError(t, b.Delete(seqKey(seq)))
+				}
+			}
+			return nil
+		}))
+	}
+	for range 10 {
+		putDelete(1000, false) // a burst
+	}
+	require.NoError(t, o.update(func(tx *bolt.Tx) error { // delivered
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.First() {
+			require.NoError(t, c.Delete())
+		}
+		return nil
+	}))
+	putDelete(1, true)
+	free := o.db.Stats().FreePageN
+	require.Greater(t, free, 4000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const commits = 50
+	for range commits {
+		putDelete(1, true)
+	}
+	runtime.ReadMemStats(&after)
+	perCommit := (after.TotalAlloc - before.TotalAlloc) / commits
+	t.Logf("%d free pages: %d bytes allocated per commit", free, perCommit)
+	require.Less(t, perCommit, uint64(32<<10), "bytes allocated per commit with %d free pages", free)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -138,7 +139,7 @@ func RenderKapacitor(ev udf.Event) ([]byte, error) {
 		PreviousLevel: ev.PreviousLevel,
 		Recoverable:   ev.Recoverable,
 	}
-	body, err := encodeJSON(&a, 512+len(ev.Message)+len(ev.Details), "kapacitor alert")
+	body, err := encodeJSON(&a, "kapacitor alert")
 	if err != nil || len(body) <= MaxBody {
 		return body, err
 	}
@@ -158,15 +159,26 @@ func RenderKapacitor(ev udf.Event) ([]byte, error) {
 	})
 }
 
+// encodeBufs are the buffers encodeJSON encodes into.
+var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // encodeJSON encodes v as encoding/json's Encoder does (HTML escaping,
-// trailing newline), as Kapacitor does.
-func encodeJSON(v interface{}, size int, what string) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(size)
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+// trailing newline), as Kapacitor does. It encodes into a pooled buffer
+// and returns a copy of just the body's size: a body stays in memory
+// until its event is delivered, and a buffer grown while encoding has
+// room to spare (a fifth of a typical body).
+func encodeJSON(v interface{}, what string) ([]byte, error) {
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 2*MaxBody {
+			encodeBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		return nil, fmt.Errorf("encode %s json: %w", what, err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // shrinkSteps are the parts of a body shrink may cut.
@@ -185,7 +197,7 @@ func shrink(v interface{}, what string, s shrinkSteps) ([]byte, error) {
 	var err error
 	// over encodes v and returns how far its body is over MaxBody.
 	over := func() int {
-		if body, err = encodeJSON(v, MaxBody, what); err != nil {
+		if body, err = encodeJSON(v, what); err != nil {
 			return 0
 		}
 		return len(body) - MaxBody
@@ -370,7 +382,7 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	level := ev.Level.String()
 	p.Tags["level"] = level
 
-	body, err := encodeJSON(&p, 256+len(p.Message)+len(p.Description), "incident webhook")
+	body, err := encodeJSON(&p, "incident webhook")
 	if err != nil || len(body) <= MaxBody {
 		return body, err
 	}

@@ -370,3 +370,15 @@ func TestRenderKapacitorBatch(t *testing.T) {
 		`"previousLevel":"OK","recoverable":true}`+"\n", string(got))
 	require.True(t, math.IsNaN(ev.Values[1][2].(float64)), "the event's values are not modified")
 }
+
+// TestBodyHasNoSpareRoom: a rendered body is kept until its event is
+// delivered, so it is allocated at its size (up to the allocator's size
+// class), not in the buffer it was encoded in.
+func TestBodyHasNoSpareRoom(t *testing.T) {
+	for _, format := range []string{FormatKapacitor, FormatIncidentWebhook} {
+		body, err := Render(format, benchEvent)
+		require.NoError(t, err)
+		t.Logf("%s: %d bytes, capacity %d", format, len(body), cap(body))
+		assert.Less(t, cap(body)-len(body), 128, format)
+	}
+}

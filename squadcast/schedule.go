@@ -47,6 +47,12 @@ func (s *Sender) endpoint(url string, limit RateLimit) *endpointState {
 
 type incidentKey struct{ url, id string }
 
+// maxKeptIncidents is the most incidents the incidents map may have held
+// and still be kept once it is empty: after a burst of more (a million
+// groups alerting at once), it is made anew, as a map keeps its capacity
+// (40 bytes an incident).
+const maxKeptIncidents = 4096
+
 // incident is the queue of one incident's events.
 type incident struct {
 	key  incidentKey
@@ -94,6 +100,7 @@ func (s *Sender) enqueue(jobs []*job) {
 		if inc == nil {
 			inc = &incident{key: key, ep: s.endpoint(j.target.url, j.target.rate), heapIdx: -1}
 			s.incidents[key] = inc
+			s.peak = max(s.peak, len(s.incidents))
 		}
 		inc.jobs = append(inc.jobs, j)
 		if len(inc.jobs) == 1 && !inc.busy {
@@ -351,6 +358,9 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 			s.queueOp(op{kind: opDelete, j: j})
 		}
 	}
+	// The body is sent no more: let it go now rather than when the
+	// committer has written the outcome, which may be a while under load.
+	j.body = nil
 	inc.jobs[0] = nil
 	inc.jobs = inc.jobs[1:]
 	s.queued--
@@ -362,6 +372,10 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 		s.schedule(inc, s.clock.Now())
 	} else {
 		delete(s.incidents, inc.key)
+		if len(s.incidents) == 0 && s.peak > maxKeptIncidents {
+			// A map keeps its capacity: let a burst's go.
+			s.incidents, s.peak = make(map[incidentKey]*incident), 0
+		}
 	}
 	if s.queued == 0 && s.drained != nil {
 		close(s.drained)

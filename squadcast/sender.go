@@ -63,6 +63,7 @@ type Sender struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // signalled when ready gets an incident, or on stop
 	incidents map[incidentKey]*incident
+	peak      int // the most incidents since incidents was made
 	ready     []*incident
 	waiting   waitHeap
 	hosts     map[string]*endpointState // by URL

@@ -310,3 +310,31 @@ func requireDone(t *testing.T, s *Sender) {
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "squadcast.(*Sender).")
 	}, 10*time.Second, time.Millisecond, "goroutines of a Sender are left")
 }
+
+// TestIncidentsMapDroppedAfterBurst: once a burst of more incidents than
+// maxKeptIncidents is delivered, the emptied incidents map is made anew
+// (a map keeps its capacity).
+func TestIncidentsMapDroppedAfterBurst(t *testing.T) {
+	release := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-release
+	})
+	s, _, _ := newTestSender(t, Config{Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/k/" + secretKey}}})
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	n := maxKeptIncidents + 100
+	for i := range n {
+		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i), Level: udf.Critical}))
+	}
+	require.NoError(t, p.(udf.Flusher).Flush())
+	s.mu.Lock()
+	peak := s.peak
+	s.mu.Unlock()
+	require.Equal(t, n, peak, "every incident waits for the server")
+	close(release)
+	closeAndWait(t, s)
+	require.Equal(t, uint64(n), s.Stats().Delivered)
+	require.Empty(t, s.incidents)
+	require.Zero(t, s.peak, "the map was made anew")
+}

@@ -100,24 +100,25 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 		if level == OK {
 			return nil, nil, nil
 		}
-		st = h.rules.newGroup()
-		h.groups[group] = st
+		st = h.newGroup(group)
 	}
 	lastTriggered := st.lastTriggered
-	send := h.rules.update(st, level, t)
+	send := h.rules.update(st, h.flapOf(group), level, t)
 	if level != current || st.lastTriggered != lastTriggered {
 		h.dirty[group] = struct{}{}
 	}
-	if level == OK && st.flap == nil {
-		delete(h.groups, group)
+	var ev Event
+	if send {
+		h.unflushed = true
+		ev = h.event(end.GetName(), group, st, end.GetTags(), pointFields(highestPoint), t, level, st.duration())
+	}
+	if level == OK && !h.rules.flapping {
+		h.dropGroup(group, st)
 	}
 	if !send {
 		return nil, nil, nil
 	}
-	h.unflushed = true
-	ev := h.event(end.GetName(), group, end.GetTags(), pointFields(highestPoint), t, level, st.duration(), st.id)
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
-	st.id = ev.ID
 	h.publish(ev, group)
 	out := make([]*agent.Point, len(b.points))
 	for i, p := range b.points {

@@ -45,8 +45,14 @@ type Handler struct {
 
 	rules  rules
 	groups map[string]*groupState
-	// prev is the level of the last event sent per alert ID (previousLevel).
+	// prev is the level of the last event sent per alert ID (previousLevel),
+	// for the IDs whose group does not keep it (see groups.go); absent is OK.
 	prev map[string]Level
+	// ownLens are the ID prefix lengths of the groups that keep their ID's
+	// previousLevel (see owner).
+	ownLens []int
+	// flaps is each group's level history, with .flapping() only.
+	flaps map[string]*flapState
 
 	// asOf is the newest point time seen (ns); dirty holds the groups changed
 	// since the last Flush; unflushed says events were published since then.
@@ -74,6 +80,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		log:    log,
 		groups: make(map[string]*groupState),
 		prev:   make(map[string]Level),
+		flaps:  make(map[string]*flapState),
 		dirty:  make(map[string]struct{}),
 	}
 }
@@ -145,18 +152,6 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	}
 	h.log.Info("task connected", zap.Int("groups_alerting", len(h.groups)))
 	return &agent.InitResponse{Success: true}, nil
-}
-
-// setGroups replaces the alert state with saved groups.
-func (h *Handler) setGroups(groups []savedGroup) {
-	clear(h.groups)
-	clear(h.prev)
-	for _, g := range groups {
-		st := g.state
-		h.rules.restored(&st)
-		h.groups[g.group] = &st
-		h.prev[st.id] = st.level
-	}
 }
 
 // Snapshot returns the alert state for Kapacitor to keep (it asks every
@@ -241,8 +236,22 @@ func (h *Handler) Flush() {
 			}
 		}
 	}
-	clear(h.dirty)
+	h.clearDirty()
 	h.unflushed = false
+}
+
+// maxKeptDirty bounds the size of a dirty set that Flush clears for reuse:
+// a larger one, left by a burst of changes, is dropped, as clear keeps a
+// map's capacity (a burst that changed a million groups would otherwise
+// keep tens of megabytes).
+const maxKeptDirty = 4096
+
+func (h *Handler) clearDirty() {
+	if len(h.dirty) > maxKeptDirty {
+		h.dirty = make(map[string]struct{})
+		return
+	}
+	clear(h.dirty)
 }
 
 // Point evaluates the point's level for its group and, when the alert node
@@ -279,24 +288,25 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 			// A group that has only been OK sends nothing: keep no state for it.
 			return nil, nil
 		}
-		st = h.rules.newGroup()
-		h.groups[p.Group] = st
+		st = h.newGroup(p.Group)
 	}
 	lastTriggered := st.lastTriggered
-	send := h.rules.update(st, level, p.Time)
+	send := h.rules.update(st, h.flapOf(p.Group), level, p.Time)
 	if level != current || st.lastTriggered != lastTriggered {
 		h.dirty[p.Group] = struct{}{}
 	}
-	if level == OK && st.flap == nil {
+	var ev Event
+	if send {
+		h.unflushed = true
+		ev = h.event(p.Name, p.Group, st, p.Tags, pointFields(p), p.Time, level, st.duration())
+	}
+	if level == OK && !h.rules.flapping {
 		// Recovered: an absent group is an OK one.
-		delete(h.groups, p.Group)
+		h.dropGroup(p.Group, st)
 	}
 	if !send {
 		return nil, nil
 	}
-	h.unflushed = true
-	ev := h.event(p.Name, p.Group, p.Tags, pointFields(p), p.Time, level, st.duration(), st.id)
-	st.id = ev.ID
 	h.publish(ev, p.Group)
 	return alertPoint(p, &ev), nil
 }
@@ -356,15 +366,17 @@ func (h *Handler) evalError(l Level, err error) {
 
 // event builds an alert event, as the alert node's event() does: for a
 // stream, from the point; for a batch, from its name, group and tags and
-// the fields of its highest point.
+// the fields of its highest point. The event is sent: its ID becomes the
+// group's (key, state st, in h.groups), and its level the ID's previousLevel.
 //
 // A template that fails for this event (it passed Init's trial render, but
 // this data breaks it, e.g. `{{ slice .ID 0 8 }}` on a shorter id) does not
-// lose the event, as it would in the alert node: the id falls back to
-// lastID, the id of the group's previous event (so that its incident still
-// resolves), or else to the default id; the message and details fall back
-// to their defaults. Each fallback is logged as a warning.
-func (h *Handler) event(name, group string, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration, lastID string) Event {
+// lose the event, as it would in the alert node: the id falls back to the
+// id of the group's previous event (so that its incident still resolves),
+// or else to the default id; the message and details fall back to their
+// defaults. Each fallback is logged as a warning.
+func (h *Handler) event(name, key string, st *groupState, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration) Event {
+	group := key
 	if group == "" {
 		group = "nil"
 	}
@@ -384,6 +396,7 @@ func (h *Handler) event(name, group string, tags map[string]string, fields map[s
 	}}
 	var err error
 	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
+		lastID := st.alertID()
 		info.ID = lastID
 		if lastID == "" {
 			info.ID, _ = render(defaultTemplates[optID], &h.buf, &info.IDInfo)
@@ -402,12 +415,8 @@ func (h *Handler) event(name, group string, tags map[string]string, fields map[s
 		}
 		h.templateFailed(optDetails, group, err, "the default")
 	}
-	prev := h.prev[info.ID]
-	if level == OK {
-		delete(h.prev, info.ID)
-	} else {
-		h.prev[info.ID] = level
-	}
+	prev := h.prevOf(info.ID)
+	h.sent(key, st, info.ID, level)
 	return Event{
 		TaskID:        h.taskID,
 		NodeID:        h.nodeID,

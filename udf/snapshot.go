@@ -24,7 +24,10 @@ type snapshotGroup struct {
 func encodeSnapshot(asOf int64, groups map[string]*groupState) []byte {
 	s := snapshotV1{Version: 1, AsOf: asOf, Groups: make([]snapshotGroup, 0, len(groups))}
 	for g, st := range groups {
-		s.Groups = append(s.Groups, snapshotGroup{Group: g, Level: st.level, First: st.firstTriggered, Last: st.lastTriggered, ID: st.id})
+		if st.level == OK {
+			continue // kept for its .flapping() history only: absent is OK
+		}
+		s.Groups = append(s.Groups, snapshotGroup{Group: g, Level: st.level, First: st.firstTriggered, Last: st.lastTriggered, ID: st.alertID()})
 	}
 	b, _ := json.Marshal(s) // plain data: cannot fail
 	return b
@@ -45,7 +48,9 @@ func decodeSnapshot(b []byte) (asOf int64, groups []savedGroup, err error) {
 		if g.Level <= OK || g.Level > Critical {
 			return 0, nil, fmt.Errorf("snapshot group %q has bad level %d", g.Group, g.Level)
 		}
-		groups = append(groups, savedGroup{group: g.Group, state: groupState{level: g.Level, firstTriggered: g.First, lastTriggered: g.Last, id: g.ID}})
+		st := groupState{level: g.Level, firstTriggered: g.First, lastTriggered: g.Last}
+		st.setAlertID(g.ID)
+		groups = append(groups, savedGroup{group: g.Group, state: st})
 	}
 	return s.AsOf, groups, nil
 }

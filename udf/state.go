@@ -2,23 +2,39 @@ package udf
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 )
 
 // groupState is the alert state of one group: the alert node's alertState
-// (kapacitor alert.go). It is small on purpose: a task may hold a million
-// groups, and an OK group without flapping history is not kept at all.
+// (kapacitor alert.go). It is small on purpose (32 bytes, no pointer but
+// its alert ID's bytes): a task may hold a million groups, and an OK group
+// without flapping history is not kept at all. The flapping history, when
+// the task has one, is in Handler.flaps.
 type groupState struct {
 	level Level
+	// prev is the previousLevel of the group's alert ID while owns: the
+	// Handler keeps it here rather than in Handler.prev (see Handler.prevOf).
+	prev Level
+	owns bool
+	// idLen and idData are the alert ID of the last event (see alertID):
+	// a string's length and bytes, without a string's 16-byte header.
+	idLen  uint32
+	idData *byte
 	// firstTriggered is the time of the first event since the group was last OK.
 	firstTriggered int64
 	// lastTriggered is the time of the last event.
 	lastTriggered int64
-	// id is the alert ID of the last event.
-	id string
-	// flap is the level history for flapping detection; nil without .flapping().
-	flap *flapState
+}
+
+// alertID returns the alert ID of the group's last event ("" before any).
+func (s *groupState) alertID() string { return unsafe.String(s.idData, s.idLen) }
+
+// setAlertID sets the alert ID of the group's last event. The state keeps
+// id's bytes (strings are immutable), not a copy.
+func (s *groupState) setAlertID(id string) {
+	s.idData, s.idLen = unsafe.StringData(id), uint32(len(id))
 }
 
 // flapState is the alert node's level history and flapping flag.
@@ -89,46 +105,28 @@ func rulesOf(o *TaskOptions) rules {
 	}
 }
 
-// newGroup returns the state of a group seen for the first time (OK).
-func (r *rules) newGroup() *groupState {
-	st := &groupState{}
-	if r.flapping {
-		st.flap = newFlapState(r.history)
-	}
-	return st
-}
-
-// restored prepares a group loaded from disk or a snapshot, as the alert
-// node's restoreEventState does: a fresh history holding the saved level.
-func (r *rules) restored(st *groupState) {
-	st.flap = nil
-	if r.flapping {
-		st.flap = newFlapState(r.history)
-		st.flap.add(st.level)
-	}
-}
-
 // update records the level of a point at time t (ns) and reports whether an
 // event goes out, with the rules of the alert node's alertState.Point:
 // suppressed while flapping; with state changes only, an event only when
 // the level changed or the renotify interval has passed; then an event for
 // every non-OK level and for the recovery to OK, unless recoveries are off.
 // For batches (alertState.BufferedBatch), flapping never holds a recovery.
-func (r *rules) update(s *groupState, l Level, t int64) bool {
+// flap is the group's level history, nil without .flapping().
+func (r *rules) update(s *groupState, flap *flapState, l Level, t int64) bool {
 	prev := s.level
 	changed := prev != l
 	s.level = l
-	if s.flap != nil {
-		s.flap.add(l)
-		p := s.flap.percentChange()
-		if s.flap.flapping && p < r.flapLow {
-			s.flap.flapping = false
-		} else if !s.flap.flapping && p > r.flapHigh {
-			s.flap.flapping = true
+	if flap != nil {
+		flap.add(l)
+		p := flap.percentChange()
+		if flap.flapping && p < r.flapLow {
+			flap.flapping = false
+		} else if !flap.flapping && p > r.flapHigh {
+			flap.flapping = true
 		}
 	}
 	expired := !changed && r.renotify != 0 && t-s.lastTriggered >= r.renotify
-	suppressed := (s.flap != nil && s.flap.flapping) || (r.stateChangesOnly && !changed && !expired)
+	suppressed := (flap != nil && flap.flapping) || (r.stateChangesOnly && !changed && !expired)
 	if r.batch && l == OK && changed {
 		// alertState.BufferedBatch sends a recovery whatever the flapping.
 		suppressed = false

@@ -143,7 +143,9 @@ func (s *StateStore) change(task, node string, asOf int64, groups map[string]*gr
 			continue
 		}
 		key := append([]byte{'g'}, g...)
-		if st, ok := groups[g]; ok {
+		// A group kept at OK (for its .flapping() history) is stored as
+		// absent: only alerting groups are.
+		if st, ok := groups[g]; ok && st.level != OK {
 			c.put = append(c.put, [2][]byte{key, encodeGroup(st)})
 		} else {
 			c.del = append(c.del, key)
@@ -197,11 +199,12 @@ func (c *stateChange) err(err error) error {
 
 // encodeGroup: version, level, first and last trigger times (varints), ID.
 func encodeGroup(st *groupState) []byte {
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(st.id))
+	id := st.alertID()
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(id))
 	b = append(b, stateVersion, byte(st.level))
 	b = binary.AppendVarint(b, st.firstTriggered)
 	b = binary.AppendVarint(b, st.lastTriggered)
-	return append(b, st.id...)
+	return append(b, id...)
 }
 
 func decodeGroup(b []byte) (groupState, error) {
@@ -224,7 +227,7 @@ func decodeGroup(b []byte) (groupState, error) {
 	if st.lastTriggered, n = binary.Varint(b); n <= 0 {
 		return groupState{}, errors.New("bad last-trigger time")
 	}
-	st.id = string(b[n:])
+	st.setAlertID(string(b[n:]))
 	return st, nil
 }
 

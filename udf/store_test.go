@@ -145,7 +145,7 @@ func TestSnapshotRestoreNewerWins(t *testing.T) {
 	require.True(t, res.Success)
 	require.Len(t, h3.groups, 2)
 	assert.Equal(t, Critical, h3.groups["host=a"].level)
-	assert.Equal(t, Critical, h3.prev["cpu:host=a"], "previousLevel is restored too")
+	assert.Equal(t, Critical, h3.prevOf("cpu:host=a"), "previousLevel is restored too")
 	h3.Flush()
 	ns, found, err := store2.load("cpu", "squadcast2")
 	require.NoError(t, err)
@@ -185,7 +185,7 @@ func TestStateStoreErrors(t *testing.T) {
 		dir := t.TempDir()
 		s := openStore(t, dir)
 		defer s.Close()
-		c, _ := s.change("cpu", "squadcast2", 1, map[string]*groupState{"host=a": {level: Critical, id: "x"}}, map[string]struct{}{"host=a": {}})
+		c, _ := s.change("cpu", "squadcast2", 1, map[string]*groupState{"host=a": stateWithID(groupState{level: Critical}, "x")}, map[string]struct{}{"host=a": {}})
 		require.NoError(t, s.save(c))
 		require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketNodes).Bucket(nodeKey("cpu", "squadcast2")).Put([]byte("ghost=b"), []byte{1, 9})
@@ -197,13 +197,15 @@ func TestStateStoreErrors(t *testing.T) {
 		assert.Empty(t, h.groups)
 	})
 	t.Run("records round trip", func(t *testing.T) {
-		for _, st := range []groupState{
-			{level: Info, firstTriggered: -5, lastTriggered: 1 << 62, id: ""},
-			{level: Critical, firstTriggered: 0, lastTriggered: 0, id: "cpu:host=é"},
+		for _, st := range []*groupState{
+			stateWithID(groupState{level: Info, firstTriggered: -5, lastTriggered: 1 << 62}, ""),
+			stateWithID(groupState{level: Critical, firstTriggered: 0, lastTriggered: 0}, "cpu:host=é"),
 		} {
-			got, err := decodeGroup(encodeGroup(&st))
+			got, err := decodeGroup(encodeGroup(st))
 			require.NoError(t, err)
-			assert.Equal(t, st, got)
+			assert.Equal(t, st.alertID(), got.alertID())
+			got.setAlertID(st.alertID()) // the same ID, in other bytes
+			assert.Equal(t, *st, got)
 		}
 		for _, b := range [][]byte{nil, {1}, {2, 3}, {1, 0}, {1, 3, 0x80}} {
 			_, err := decodeGroup(b)
@@ -277,4 +279,53 @@ func TestStateFlusher(t *testing.T) {
 	assert.ElementsMatch(t, []string{"host=b", "host=c"}, groups, "the retried flush carries the recovery of host=a")
 	h.Flush()
 	assert.Equal(t, 2, rec.saves, "nothing changed: no save")
+}
+
+// stateWithID returns st with the alert ID id.
+func stateWithID(st groupState, id string) *groupState {
+	st.setAlertID(id)
+	return &st
+}
+
+// TestFlappingOKGroupSaved: with .flapping(), a recovered group is kept
+// (for its history) at OK; the saved state and the snapshot leave it out,
+// as both hold alerting groups only, so that both still load.
+func TestFlappingOKGroupSaved(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	defer store.Close()
+	init := func(rec *flushRecorder) *Handler {
+		h := NewHandler(HandlerConfig{Sink: rec, State: store})
+		res, err := h.Init(&agent.InitRequest{TaskID: "cpu", NodeID: "squadcast2", Options: []*agent.Option{
+			str("crit", `"v" < 10`), opt("flapping", vDouble(0.98), vDouble(0.99)), opt("history", vInt(4)), // history kept, never flapping
+		}})
+		require.NoError(t, err)
+		require.True(t, res.Success, res.Error)
+		return h
+	}
+	rec := &flushRecorder{}
+	h := init(rec)
+	feed(t, h, "host=a", 10, 5)  // CRITICAL
+	feed(t, h, "host=a", 11, 50) // OK, kept for its history
+	feed(t, h, "host=b", 12, 5)  // CRITICAL
+	h.Flush()
+	require.Len(t, rec.Events(), 3)
+	snap, err := h.Snapshot()
+	require.NoError(t, err)
+
+	ns, found, err := store.load("cpu", "squadcast2")
+	require.NoError(t, err, "the saved state loads")
+	require.True(t, found)
+	require.Len(t, ns.groups, 1)
+	assert.Equal(t, "host=b", ns.groups[0].group)
+
+	_, groups, err := decodeSnapshot(snap.Snapshot)
+	require.NoError(t, err, "the snapshot loads")
+	require.Len(t, groups, 1)
+	assert.Equal(t, "host=b", groups[0].group)
+
+	h2 := init(&flushRecorder{})
+	res, err := h2.Restore(&agent.RestoreRequest{Snapshot: snap.Snapshot})
+	require.NoError(t, err)
+	assert.True(t, res.Success)
 }

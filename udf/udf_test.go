@@ -245,7 +245,7 @@ func TestGroupStateStateChangesOnly(t *testing.T) {
 	var s groupState
 	r := rules{stateChangesOnly: true}
 	for i, step := range seq {
-		got := r.update(&s, step.l, int64(i))
+		got := r.update(&s, nil, step.l, int64(i))
 		require.Equal(t, step.send, got, "step %d", i)
 		if got {
 			assert.Equal(t, step.dur, s.duration(), "duration at step %d", i)

@@ -46,6 +46,7 @@ type serveConfig struct {
 	maxAge          time.Duration
 	listen          string
 	maxFrameSize    byteSize
+	memoryLimit     byteSize // 0: not set ($GOMEMLIMIT, else none)
 
 	// Only from the config file: the default endpoint's timeout and
 	// headers, and the other endpoints.
@@ -97,6 +98,7 @@ func (c *serveConfig) defineFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", c.retryMaxWait, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
 	fs.DurationVar(&c.maxAge, "max-age", c.maxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
 	fs.Var(&c.maxFrameSize, "max-frame-size", "largest request `size` Kapacitor may send on a connection, like 16MiB or 512KiB: a longer frame ends that connection (its task fails) before anything is allocated; at least 64KiB")
+	fs.Var(&c.memoryLimit, "memory-limit", "soft memory limit of the daemon, a `size` like 256MiB (Go's GOMEMLIMIT, which it overrides): near it the garbage collector works harder, and memory freed after a burst goes back to the system sooner; see README (default none: $GOMEMLIMIT, else no limit)")
 	fs.StringVar(&c.listen, "listen", c.listen, "`address` (host:port) to serve /metrics, /healthz and /readyz on over HTTP, e.g. 127.0.0.1:9187 (default off)")
 }
 
@@ -161,6 +163,7 @@ type fileConfig struct {
 	UDFName         *string        `toml:"udf-name"`
 	Listen          *string        `toml:"listen"`
 	MaxFrameSize    *byteSize      `toml:"max-frame-size"`
+	MemoryLimit     *byteSize      `toml:"memory-limit"`
 	Endpoints       []fileEndpoint `toml:"endpoint"`
 }
 
@@ -303,6 +306,12 @@ func (fc *fileConfig) apply(c *serveConfig) error {
 			return fmt.Errorf("max-frame-size: %w", err)
 		}
 		c.maxFrameSize = *fc.MaxFrameSize
+	}
+	if fc.MemoryLimit != nil {
+		if err := checkMemoryLimit(*fc.MemoryLimit); err != nil {
+			return fmt.Errorf("memory-limit: %w", err)
+		}
+		c.memoryLimit = *fc.MemoryLimit
 	}
 	if fc.Workers != nil {
 		if err := checkWorkers(*fc.Workers); err != nil {
@@ -590,6 +599,9 @@ func (c *serveConfig) validateSettings() error {
 	}
 	if err := checkFrameSize(c.maxFrameSize); err != nil {
 		return fmt.Errorf("--max-frame-size %w", err)
+	}
+	if err := checkMemoryLimit(c.memoryLimit); err != nil {
+		return fmt.Errorf("--memory-limit %w", err)
 	}
 	if c.listen != "" {
 		if err := checkListen(c.listen); err != nil {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"kapacitor-url", `kapacitor-url = "localhost:9092"`, `kapacitor-url: want http(s)://host:port`},
 		{"udf-name", `udf-name = ""`, `udf-name: is empty`},
 		{"listen", `listen = "9187"`, `listen: "9187" is not host:port`},
+		{"memory-limit too small", `memory-limit = "1MiB"`, `memory-limit: must be at least 32MiB, got 1MiB`},
+		{"memory-limit number", `memory-limit = 300`, `memory-limit: want a string like "16MiB"`},
 		{"endpoint as a table", "[endpoint]\nname = \"x\"", `endpoint: incompatible types`},
 		{"endpoint without name", "[[endpoint]]\n" + good, `endpoint #1: name is missing`},
 		{"endpoint bad name", "[[endpoint]]\nname = \"a b\"\n" + good, `endpoint "a b": name: use letters, digits`},
@@ -107,6 +111,7 @@ kapacitor-url = "http://localhost:9092"
 udf-name = "sq"
 listen = "127.0.0.1:9187"
 max-frame-size = "1MiB"
+memory-limit = "256MiB"
 
 [[endpoint]]
   name = "default"
@@ -125,6 +130,7 @@ max-frame-size = "1MiB"
 	assert.Equal(t, "/run/s.sock", c.socket)
 	assert.Equal(t, "/run/b.sock", c.batchSocket)
 	assert.Equal(t, byteSize(1<<20), c.maxFrameSize)
+	assert.Equal(t, byteSize(256<<20), c.memoryLimit)
 	assert.Equal(t, socketMode(0o600), c.socketMode)
 	assert.Equal(t, fmt.Sprint(os.Getgid()), c.socketGroup)
 	assert.Equal(t, "/var/lib/x", c.dataDir)
@@ -299,7 +305,7 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	var out, errb bytes.Buffer
 	run([]string{"serve", "--help"}, &out, &errb)
 	for _, f := range []string{"config", "socket", "socket-mode", "socket-group", "data-dir", "url", "format", "workers", "log-level", "log-format",
-		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen"} {
+		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen", "memory-limit"} {
 		assert.Contains(t, errb.String(), "\n  -"+f+" ", "serve --help lists -%s", f)
 	}
 }
@@ -323,6 +329,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--socket", sock, "--data-dir", dir, "--listen", "nope"}, "", 1, `--listen: "nope" is not host:port`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--max-age", "0s"}, "", 1, `--max-age must be positive`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--timeout", "-1s"}, "", 1, `--timeout -1s is negative`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--memory-limit", "8MiB"}, "", 1, `--memory-limit must be at least 32MiB, got 8MiB`},
 		{[]string{"--socket", sock, "--data-dir", dir}, "gopher://h/" + cfgSecret, 1, `$SQUADCAST_WEBHOOK_URL: the URL has scheme "gopher"`},
 		{[]string{"--config", filepath.Join(dir, "missing.toml")}, "", 1, "read config file"},
 		{[]string{"--config", badCfg, "--socket", sock, "--data-dir", dir}, "", 1, `config file ` + badCfg + `: endpoint "p": url and url-file exclude each other`},
@@ -343,4 +350,27 @@ func TestServeConfigErrors(t *testing.T) {
 			assert.True(t, os.IsNotExist(err), "no socket is created")
 		})
 	}
+}
+
+// TestApplyMemoryLimit: --memory-limit sets the runtime's soft memory
+// limit; without it the limit in force (from $GOMEMLIMIT, or none) stays.
+func TestApplyMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	debug.SetMemoryLimit(math.MaxInt64)
+	assert.Equal(t, "none", applyMemoryLimit(0))
+	assert.Equal(t, "300MiB", applyMemoryLimit(300<<20))
+	assert.Equal(t, int64(300<<20), debug.SetMemoryLimit(-1))
+	assert.Equal(t, "300MiB", applyMemoryLimit(0), "no --memory-limit keeps the limit in force")
+}
+
+// TestServeMemoryLimit: serve applies --memory-limit and logs the limit
+// in force.
+func TestServeMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	d := startTestDaemon(t, "--url", "http://127.0.0.1:1/v1/incidents/kapacitor/KEY", "--memory-limit", "512MiB")
+	assert.Equal(t, int64(512<<20), debug.SetMemoryLimit(-1))
+	require.Eventually(t, func() bool { return strings.Contains(d.logs.String(), `"memory_limit":"512MiB"`) }, 10*time.Second, 10*time.Millisecond, d.logs.String())
+	assert.Equal(t, 0, d.stop())
 }

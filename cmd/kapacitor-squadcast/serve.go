@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +51,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	memoryLimit := applyMemoryLimit(c.memoryLimit)
 	var kapURL *url.URL
 	if c.kapacitorURL != "" {
 		var err error
@@ -137,7 +140,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		}()
 	}
 	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.String("batch_socket", c.batchSocket), zap.Int("workers", c.workers),
-		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile))
+		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile), zap.String("memory_limit", memoryLimit))
 	var httpSrv *http.Server
 	if m != nil {
 		m.watch(func() int {
@@ -210,6 +213,19 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		hcancel()
 	}
 	return errors.Join(err, closeErr)
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to
+// limit when it is set; else $GOMEMLIMIT, which the runtime read at start,
+// stands. It returns the limit in force, "none" for no limit.
+func applyMemoryLimit(limit byteSize) string {
+	if limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
+	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
+		return byteSize(cur).String()
+	}
+	return "none"
 }
 
 // udfServer is a socket server, the UDF name its tasks call, and its socket.

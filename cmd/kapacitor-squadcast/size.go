@@ -74,3 +74,16 @@ func (s *byteSize) UnmarshalTOML(v any) error {
 	}
 	return s.Set(str)
 }
+
+// minMemoryLimit is the smallest --memory-limit: an idle daemon uses about
+// 15MiB, and under a limit it cannot keep the garbage collector would run
+// all the time.
+const minMemoryLimit = 32 << 20
+
+// checkMemoryLimit checks a --memory-limit (0: not set).
+func checkMemoryLimit(s byteSize) error {
+	if s != 0 && s < minMemoryLimit {
+		return fmt.Errorf("must be at least %s, got %s", byteSize(minMemoryLimit), s)
+	}
+	return nil
+}

@@ -29,6 +29,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +58,29 @@ type config struct {
 	workers        int
 	goBench        bool
 	benchtime      string
+	only           map[string]bool // the runs to make; nil: all of them
+}
+
+// runNames are the runs -only can name, in the order they run.
+var runNames = []string{"gobench", "ingest", "latency", "outbox", "kapacitord", "memory"}
+
+// runs reports whether the run named name is to be made.
+func (c config) runs(name string) bool { return c.only == nil || c.only[name] }
+
+// parseOnly parses -only: a comma-separated list of runNames, or "" for all.
+func parseOnly(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	only := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(runNames, n) {
+			return nil, fmt.Errorf("-only: unknown run %q (want a comma-separated list of %s)", n, strings.Join(runNames, ", "))
+		}
+		only[n] = true
+	}
+	return only, nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -71,7 +97,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.workers, "workers", 8, "--workers of the second daemon of the delivery run, for comparison (the first has the default)")
 	fs.BoolVar(&c.goBench, "gobench", true, "run the module's Go benchmarks first")
 	fs.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")
+	only := fs.String("only", "", "make only these runs, a comma-separated list of "+strings.Join(runNames, ", ")+"; empty: all (-gobench=false still skips gobench)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if c.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintf(stderr, "udfload: %v\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,7 +129,7 @@ func bench(ctx context.Context, c config, t *table, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.goBench {
+	if c.goBench && c.runs("gobench") {
 		logf(stderr, "running the Go benchmarks (-benchtime %s)", c.benchtime)
 		res, err := runGoBench(root, c.benchtime)
 		if err != nil {
@@ -124,35 +156,47 @@ func bench(ctx context.Context, c config, t *table, stderr io.Writer) error {
 			URL: e.URL + "/default/benchkey", LogLevel: "warn", Args: extra,
 		})
 	}
-	d, err := startDaemon("daemon")
-	if err != nil {
-		return err
+	var d *stack.Daemon
+	var drop *dropProcess
+	if c.runs("ingest") || c.runs("latency") || c.runs("kapacitord") {
+		if d, err = startDaemon("daemon"); err != nil {
+			return err
+		}
+		defer d.Stop()
 	}
-	defer d.Stop()
-	drop, err := startDropProcess(filepath.Join(dir, "drop.sock"))
-	if err != nil {
-		return err
+	if c.runs("ingest") || c.runs("kapacitord") {
+		if drop, err = startDropProcess(filepath.Join(dir, "drop.sock")); err != nil {
+			return err
+		}
+		defer drop.Stop()
 	}
-	defer drop.Stop()
 
-	if err := socketIngest(c, t, e, d, drop, stderr); err != nil {
-		return err
+	if c.runs("ingest") {
+		if err := socketIngest(c, t, e, d, drop, stderr); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := latency(c, t, e, d, stderr); err != nil {
-		return err
+	if c.runs("latency") {
+		if err := latency(c, t, e, d, stderr); err != nil {
+			return err
+		}
 	}
-	if err := outboxCost(c, t, e, dir, stderr); err != nil {
-		return err
+	if c.runs("outbox") {
+		if err := outboxCost(c, t, e, dir, stderr); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if os.Getenv(stack.KapacitordEnv) == "" {
+	switch {
+	case !c.runs("kapacitord"):
+	case os.Getenv(stack.KapacitordEnv) == "":
 		t.add(row{Measure: "through kapacitord", Result: "not run: set " + stack.KapacitordEnv})
-	} else {
+	default:
 		dw, err := startDaemon("daemonw", "--workers", fmt.Sprint(c.workers))
 		if err != nil {
 			return err
@@ -165,7 +209,7 @@ func bench(ctx context.Context, c config, t *table, stderr io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.memGroups > 0 {
+	if c.memGroups > 0 && c.runs("memory") {
 		limits := []string{""}
 		if c.memLimit != "" {
 			limits = append(limits, c.memLimit)
@@ -401,6 +445,9 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 	return nil
 }
 
+// memorySeq numbers the memory runs.
+var memorySeq atomic.Int64
+
 func memory(c config, t *table, e *endpoint, limit string, start func() (*stack.Daemon, error), stderr io.Writer) error {
 	d, err := start()
 	if err != nil {
@@ -413,7 +460,10 @@ func memory(c config, t *table, e *endpoint, limit string, start func() (*stack.
 	}
 	logf(stderr, "memory: %d alerting groups (GOMEMLIMIT %q)", c.memGroups, limit)
 	began := time.Now()
-	cl, err := memoryRun(d.Socket, e, c.memGroups)
+	// Each run has a path segment of its own: the endpoint's counts of a
+	// segment add up over runs, and a second run on the first's would not
+	// be paced, nor wait for its own deliveries.
+	cl, err := memoryRun(d.Socket, e, fmt.Sprintf("memory%d", memorySeq.Add(1)), c.memGroups)
 	if err != nil {
 		return err
 	}

@@ -168,8 +168,10 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // writes so that undelivered events stay well below the daemon's queue
 // (100,000); it returns once every event was delivered, with the
 // connection still open: the task node, and its groups, are still there
-// until the caller closes it.
-func memoryRun(socket string, e *endpoint, groups int) (_ *client, err error) {
+// until the caller closes it. Its events go to the endpoint under path
+// segment seg, which must be new to the endpoint: the pacing counts the
+// requests answered under it.
+func memoryRun(socket string, e *endpoint, seg string, groups int) (_ *client, err error) {
 	c, err := dial(socket)
 	if err != nil {
 		return nil, err
@@ -179,7 +181,7 @@ func memoryRun(socket string, e *endpoint, groups int) (_ *client, err error) {
 			c.close()
 		}
 	}()
-	if err := c.init(nextTask("memory"), append(squadcastOptions(), urlOption(e, "memory"))); err != nil {
+	if err := c.init(nextTask("memory"), append(squadcastOptions(), urlOption(e, seg))); err != nil {
 		return nil, err
 	}
 	const chunk = 10000
@@ -198,13 +200,13 @@ func memoryRun(socket string, e *endpoint, groups int) (_ *client, err error) {
 		if err := c.sync(5 * time.Minute); err != nil {
 			return nil, err
 		}
-		if _, ok := e.waitDone("memory", from+f.len()-ahead, 5*time.Minute); !ok {
-			_, done := e.counts("memory")
+		if _, ok := e.waitDone(seg, from+f.len()-ahead, 5*time.Minute); !ok {
+			_, done := e.counts(seg)
 			return nil, fmt.Errorf("memory run: only %d of %d events delivered after 5 minutes", done, from+f.len())
 		}
 	}
-	if _, ok := e.waitDone("memory", groups, 10*time.Minute); !ok {
-		_, done := e.counts("memory")
+	if _, ok := e.waitDone(seg, groups, 10*time.Minute); !ok {
+		_, done := e.counts(seg)
 		return nil, fmt.Errorf("memory run: only %d of %d events delivered", done, groups)
 	}
 	return c, c.sync(time.Minute)

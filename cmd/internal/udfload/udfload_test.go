@@ -174,3 +174,17 @@ func TestRatesMedian(t *testing.T) {
 		assert.Equal(t, tc.want, tc.r.median(), "%v", tc.r)
 	}
 }
+
+func TestParseOnly(t *testing.T) {
+	only, err := parseOnly("")
+	require.NoError(t, err)
+	assert.True(t, config{only: only}.runs("memory"), "no -only: every run")
+	only, err = parseOnly("memory, latency")
+	require.NoError(t, err)
+	c := config{only: only}
+	assert.True(t, c.runs("memory"))
+	assert.True(t, c.runs("latency"))
+	assert.False(t, c.runs("ingest"))
+	_, err = parseOnly("memory,nope")
+	assert.ErrorContains(t, err, `unknown run "nope"`)
+}
