@@ -12,14 +12,6 @@ import (
 // waits for the disk: beyond it Kapacitor waits, as it would on the socket.
 const maxReadAhead = 4 << 20
 
-// After a read of under readAheadSmall bytes, the read-ahead pauses for
-// readAheadPause (a unix socket holds over a millisecond of Kapacitor's
-// points, so it does not fill meanwhile).
-const (
-	readAheadSmall = 16 << 10
-	readAheadPause = 200 * time.Microsecond
-)
-
 // source is what a connection's bufio.Reader reads from: input read ahead
 // during a flush first, then the connection itself.
 //
@@ -73,11 +65,9 @@ func (s *source) during(wait func()) {
 	}
 	s.pending, s.off = s.pending[:0], 0
 	var stop atomic.Bool
-	stopped := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var pause *time.Timer
 		for !stop.Load() && len(s.pending) < maxReadAhead {
 			if cap(s.pending)-len(s.pending) < 32<<10 {
 				s.pending = append(s.pending, make([]byte, 64<<10)...)[:len(s.pending)]
@@ -90,26 +80,10 @@ func (s *source) during(wait func()) {
 				}
 				return
 			}
-			if n < readAheadSmall {
-				// Let input gather before reading again: woken for every
-				// write, the reader would cost Kapacitor a wake-up per
-				// point (two writes each).
-				if pause == nil {
-					pause = time.NewTimer(readAheadPause)
-				} else {
-					pause.Reset(readAheadPause)
-				}
-				select {
-				case <-pause.C:
-				case <-stopped:
-					return
-				}
-			}
 		}
 	}()
 	wait()
 	stop.Store(true)
-	close(stopped)
 	// Wake a Read that waits for input; it returns at once.
 	if err := s.deadline(time.Now()); err != nil {
 		s.err = err
