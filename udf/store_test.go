@@ -2,6 +2,7 @@ package udf
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -328,4 +329,28 @@ func TestFlappingOKGroupSaved(t *testing.T) {
 	res, err := h2.Restore(&agent.RestoreRequest{Snapshot: snap.Snapshot})
 	require.NoError(t, err)
 	assert.True(t, res.Success)
+}
+
+// TestStateLeavesFilled: groups added in order fill the state's pages
+// before they split (bbolt's default splits them half full).
+func TestStateLeavesFilled(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	groups := map[string]*groupState{}
+	for i := range 300 {
+		dirty := map[string]struct{}{}
+		for j := range 10 {
+			g := fmt.Sprintf("host=host-%07d", i*10+j)
+			groups[g] = stateWithID(groupState{level: Critical, firstTriggered: 1, lastTriggered: 2}, "cpu:"+g)
+			dirty[g] = struct{}{}
+		}
+		c, _ := store.change("cpu", "squadcast2", int64(i), groups, dirty)
+		require.NoError(t, store.save(c))
+	}
+	require.NoError(t, store.db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketNodes).Bucket(nodeKey("cpu", "squadcast2")).Stats()
+		assert.Equal(t, 3000+1, st.KeyN)
+		assert.Greater(t, float64(st.LeafInuse)/float64(st.LeafAlloc), 0.8, "%+v", st)
+		return nil
+	}))
 }
