@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,7 +32,7 @@ type StateStore struct {
 
 var bucketNodes = []byte("alert_state")
 
-const stateVersion = 1
+const stateVersion = 2
 
 // OpenStateStore opens (creating if needed) a state file of its own at path.
 func OpenStateStore(path string) (*StateStore, error) {
@@ -103,11 +104,12 @@ func (s *StateStore) load(task, node string) (ns nodeState, found bool, err erro
 				}
 				ns.asOf = int64(binary.BigEndian.Uint64(v))
 			case len(k) >= 1 && k[0] == 'g':
-				st, err := decodeGroup(v)
+				group := string(k[1:])
+				st, err := decodeGroup(group, v)
 				if err != nil {
 					return fmt.Errorf("group %q: %w", k[1:], err)
 				}
-				ns.groups = append(ns.groups, savedGroup{group: string(k[1:]), state: st})
+				ns.groups = append(ns.groups, savedGroup{group: group, state: st})
 			default:
 				return fmt.Errorf("unknown key %q", k)
 			}
@@ -146,7 +148,7 @@ func (s *StateStore) change(task, node string, asOf int64, groups map[string]*gr
 		// A group kept at OK (for its .flapping() history) is stored as
 		// absent: only alerting groups are.
 		if st, ok := groups[g]; ok && st.level != OK {
-			c.put = append(c.put, [2][]byte{key, encodeGroup(st)})
+			c.put = append(c.put, [2][]byte{key, encodeGroup(g, st)})
 		} else {
 			c.del = append(c.del, key)
 		}
@@ -202,21 +204,36 @@ func (c *stateChange) err(err error) error {
 	return fmt.Errorf("save alert state of task %s node %s: %w", c.task, c.node, err)
 }
 
-// encodeGroup: version, level, first and last trigger times (varints), ID.
-func encodeGroup(st *groupState) []byte {
+// A group record, version 2 (about 16 bytes for a default id):
+//
+//	2, level, flags, varint first trigger time, varint last - first, id
+//
+// where, with flags&idEndsWithGroup, id is only the part of the alert ID
+// before the group key that ends it (as the default id's "cpu:" of
+// "cpu:host=a"). Version 1 (still read) was: 1, level, varint first,
+// varint last, the whole id.
+const idEndsWithGroup = 1
+
+func encodeGroup(group string, st *groupState) []byte {
 	id := st.alertID()
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(id))
-	b = append(b, stateVersion, byte(st.level))
+	var flags byte
+	if group != "" && strings.HasSuffix(id, group) {
+		flags |= idEndsWithGroup
+		id = id[:len(id)-len(group)]
+	}
+	b := make([]byte, 0, 3+2*binary.MaxVarintLen64+len(id))
+	b = append(b, stateVersion, byte(st.level), flags)
 	b = binary.AppendVarint(b, st.firstTriggered)
-	b = binary.AppendVarint(b, st.lastTriggered)
+	b = binary.AppendVarint(b, st.lastTriggered-st.firstTriggered)
 	return append(b, id...)
 }
 
-func decodeGroup(b []byte) (groupState, error) {
+func decodeGroup(group string, b []byte) (groupState, error) {
 	if len(b) < 2 {
 		return groupState{}, fmt.Errorf("record of %d bytes is too short", len(b))
 	}
-	if b[0] != stateVersion {
+	version := b[0]
+	if version != 1 && version != stateVersion {
 		return groupState{}, fmt.Errorf("record version %d, want %d", b[0], stateVersion)
 	}
 	st := groupState{level: Level(b[1])}
@@ -224,6 +241,16 @@ func decodeGroup(b []byte) (groupState, error) {
 		return groupState{}, fmt.Errorf("bad level %d", b[1])
 	}
 	b = b[2:]
+	var flags byte
+	if version == stateVersion {
+		if len(b) == 0 {
+			return groupState{}, errors.New("flags missing")
+		}
+		flags, b = b[0], b[1:]
+		if flags&^idEndsWithGroup != 0 {
+			return groupState{}, fmt.Errorf("unknown flags %#x", flags)
+		}
+	}
 	var n int
 	if st.firstTriggered, n = binary.Varint(b); n <= 0 {
 		return groupState{}, errors.New("bad first-trigger time")
@@ -232,7 +259,14 @@ func decodeGroup(b []byte) (groupState, error) {
 	if st.lastTriggered, n = binary.Varint(b); n <= 0 {
 		return groupState{}, errors.New("bad last-trigger time")
 	}
-	st.setAlertID(string(b[n:]))
+	if version == stateVersion {
+		st.lastTriggered += st.firstTriggered
+	}
+	id := string(b[n:])
+	if flags&idEndsWithGroup != 0 {
+		id += group
+	}
+	st.setAlertID(id)
 	return st, nil
 }
 

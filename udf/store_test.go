@@ -3,6 +3,7 @@ package udf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -198,18 +199,37 @@ func TestStateStoreErrors(t *testing.T) {
 		assert.Empty(t, h.groups)
 	})
 	t.Run("records round trip", func(t *testing.T) {
-		for _, st := range []*groupState{
-			stateWithID(groupState{level: Info, firstTriggered: -5, lastTriggered: 1 << 62}, ""),
-			stateWithID(groupState{level: Critical, firstTriggered: 0, lastTriggered: 0}, "cpu:host=é"),
+		for _, tc := range []struct {
+			group string
+			st    *groupState
+			size  int // encoded bytes, 0 to skip
+		}{
+			{"host=a", stateWithID(groupState{level: Info, firstTriggered: -5, lastTriggered: 1 << 62}, ""), 0},
+			{"host=é", stateWithID(groupState{level: Critical, firstTriggered: 0, lastTriggered: 0}, "cpu:host=é"), 3 + 1 + 1 + 4},
+			{"host=b", stateWithID(groupState{level: Warning, firstTriggered: 1 << 60, lastTriggered: 1<<60 + 5e9}, "cpu:host=b"), 3 + 9 + 5 + 4},
+			{"host=c", stateWithID(groupState{level: Warning, firstTriggered: 7, lastTriggered: 3}, "host=c is down"), 0},
+			{"", stateWithID(groupState{level: Critical, firstTriggered: 1, lastTriggered: 2}, "nil"), 0},
+			{"x", stateWithID(groupState{level: Critical, firstTriggered: math.MinInt64, lastTriggered: math.MaxInt64}, "x"), 0},
 		} {
-			got, err := decodeGroup(encodeGroup(st))
+			b := encodeGroup(tc.group, tc.st)
+			if tc.size > 0 {
+				assert.Len(t, b, tc.size, "%s: the id's group key is not stored", tc.st.alertID())
+			}
+			got, err := decodeGroup(tc.group, b)
 			require.NoError(t, err)
-			assert.Equal(t, st.alertID(), got.alertID())
-			got.setAlertID(st.alertID()) // the same ID, in other bytes
-			assert.Equal(t, *st, got)
+			assert.Equal(t, tc.st.alertID(), got.alertID())
+			got.setAlertID(tc.st.alertID()) // the same ID, in other bytes
+			assert.Equal(t, *tc.st, got)
 		}
-		for _, b := range [][]byte{nil, {1}, {2, 3}, {1, 0}, {1, 3, 0x80}} {
-			_, err := decodeGroup(b)
+		// Version 1: level, first, last, the whole id.
+		got, err := decodeGroup("host=a", []byte{1, byte(Critical), 10, 20, 'c', 'p', 'u'})
+		require.NoError(t, err)
+		assert.Equal(t, "cpu", got.alertID())
+		assert.Equal(t, Critical, got.level)
+		assert.EqualValues(t, 5, got.firstTriggered)
+		assert.EqualValues(t, 10, got.lastTriggered)
+		for _, b := range [][]byte{nil, {1}, {2, 3}, {1, 0}, {1, 3, 0x80}, {2, 3}, {2, 3, 4, 0, 0}, {3, 3, 0, 0, 0}, {2, 3, 0, 0x80}} {
+			_, err := decodeGroup("g", b)
 			assert.Error(t, err, "%v", b)
 		}
 	})
