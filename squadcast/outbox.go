@@ -41,7 +41,7 @@ func OutboxPath(dataDir string) string { return filepath.Join(dataDir, OutboxFil
 // recordVersion is the version of the record encoding.
 const (
 	outboxVersion = 1
-	recordVersion = 1
+	recordVersion = 2
 )
 
 // outboxLockTimeout is how long opening the outbox waits for another
@@ -90,17 +90,40 @@ type record struct {
 	// DeadReason and DeadAt are set on dead letters.
 	DeadReason string    `json:"dead_reason,omitempty"`
 	DeadAt     time.Time `json:"dead_at,omitzero"`
-	// Body is the rendered payload, sent as is.
-	Body []byte `json:"body"`
+	// Body is the rendered payload, sent as is. Version 2 stores it as
+	// JSON text in Payload (a third smaller than base64, so more records
+	// per page of the file), or, should it not be valid JSON, in base64
+	// in Base64Body; version 1 stored it in Base64Body.
+	Body       []byte          `json:"-"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	Base64Body []byte          `json:"body,omitempty"`
 }
 
 func encodeRecord(r *record) ([]byte, error) {
 	r.Version = recordVersion
+	r.Payload, r.Base64Body = nil, nil
+	if isCompact(r.Body) {
+		r.Payload = r.Body
+	} else {
+		r.Base64Body = r.Body
+	}
 	b, err := json.Marshal(r)
+	r.Payload, r.Base64Body = nil, nil
 	if err != nil {
 		return nil, fmt.Errorf("encode outbox record: %w", err)
 	}
 	return b, nil
+}
+
+// isCompact reports whether the JSON text b is as json.Marshal writes
+// json.RawMessage (compacted, with <, > and & escaped): only then is it
+// read back byte for byte, as the body must be.
+func isCompact(b []byte) bool {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil || !bytes.Equal(buf.Bytes(), b) {
+		return false
+	}
+	return bytes.IndexAny(b, "<>&\u2028\u2029") < 0
 }
 
 // decodeRecord decodes and checks a stored record. Its errors never
@@ -111,8 +134,13 @@ func decodeRecord(b []byte) (*record, error) {
 		// Syntax and type errors name a character or a field, never a value.
 		return nil, fmt.Errorf("not a valid record: %w", err)
 	}
+	r.Body = r.Base64Body
+	if len(r.Payload) > 0 {
+		r.Body = r.Payload
+	}
+	r.Payload, r.Base64Body = nil, nil
 	switch {
-	case r.Version != recordVersion:
+	case r.Version != 1 && r.Version != recordVersion:
 		return nil, fmt.Errorf("record version %d is not supported (want %d)", r.Version, recordVersion)
 	case r.Endpoint == "":
 		return nil, errors.New("endpoint is empty")

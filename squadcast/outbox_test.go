@@ -500,7 +500,7 @@ func TestOutboxFileErrors(t *testing.T) {
 func TestCorruptRecord(t *testing.T) {
 	for name, value := range map[string]string{
 		"bad json":          `{"v":1,"endpoint":`,
-		"newer record":      `{"v":2}`,
+		"newer record":      `{"v":3}`,
 		"wrong field type":  `{"v":1,"attempts":"many"}`,
 		"unknown level":     `{"v":1,"endpoint":"default","url":"https://h.example/k","format":"kapacitor","level":"LOUD","created":"2024-01-01T00:00:00Z","body":"e30="}`,
 		"url without host":  `{"v":1,"endpoint":"default","url":"https:///k/` + secretKey + `","format":"kapacitor","level":"OK","created":"2024-01-01T00:00:00Z","body":"e30="}`,
@@ -552,17 +552,36 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
-// TestRecordRoundTrip: what is stored decodes to what was written.
+// TestRecordRoundTrip: what is stored decodes to what was written: a
+// compact JSON body as JSON text, any other body in base64; and version 1
+// records (base64 bodies) still decode.
 func TestRecordRoundTrip(t *testing.T) {
-	r := &record{Endpoint: "inline:h.example", Settings: "default", URL: secretURL, Format: FormatIncidentWebhook,
-		Incident: "cpu:host=a", Level: udf.Warning, Task: "t", Created: clockStart, Attempts: 3,
-		LastError: "http status 503 Service Unavailable", NextAttempt: clockStart.Add(time.Minute), Body: []byte("{}\n")}
-	b, err := encodeRecord(r)
+	for _, tc := range []struct {
+		body, stored string
+	}{
+		{`{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`, `"payload":{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`},
+		{"{}\n", `"body":"e30K"`},                    // not compact
+		{`{"m":"<b>"}`, `"body":"eyJtIjoiPGI+In0="`}, // json.Marshal would escape it
+		{`{"m":"a` + "\u2028" + `"}`, `"body":`},
+		{"not json", `"body":"bm90IGpzb24="`},
+	} {
+		r := &record{Endpoint: "inline:h.example", Settings: "default", URL: secretURL, Format: FormatIncidentWebhook,
+			Incident: "cpu:host=a", Level: udf.Warning, Task: "t", Created: clockStart, Attempts: 3,
+			LastError: "http status 503 Service Unavailable", NextAttempt: clockStart.Add(time.Minute), Body: []byte(tc.body)}
+		b, err := encodeRecord(r)
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"v":2`)
+		require.Contains(t, string(b), tc.stored)
+		got, err := decodeRecord(b)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+		require.Equal(t, tc.body, string(got.Body), "byte for byte")
+	}
+	v1 := `{"v":1,"endpoint":"default","url":"https://h.example/k","format":"kapacitor","incident":"x","level":"OK","created":"2024-01-01T00:00:00Z","body":"e30="}`
+	got, err := decodeRecord([]byte(v1))
 	require.NoError(t, err)
-	require.Contains(t, string(b), `"v":1`)
-	got, err := decodeRecord(b)
-	require.NoError(t, err)
-	require.Equal(t, r, got)
+	require.Equal(t, "{}", string(got.Body))
+
 	_, ok := keySeq([]byte{1})
 	require.False(t, ok)
 	seq, ok := keySeq(seqKey(258))
