@@ -101,7 +101,7 @@ func (s *Sender) opsTimerFired() {
 // hasWork reports whether the committer has something to write now.
 // Called with s.cm held.
 func (s *Sender) hasWork() bool {
-	return len(s.puts) > 0 || len(s.saves) > 0 || len(s.ops) > 0 && (s.opsDue || s.cmStop)
+	return len(s.puts) > 0 && (s.putsDue || s.cmStop) || len(s.saves) > 0 || len(s.ops) > 0 && (s.opsDue || s.cmStop)
 }
 
 // commitLoop runs the committer until stopCommitter (after writing what
@@ -123,7 +123,7 @@ func (s *Sender) commitLoop() {
 		stopping := s.cmStop
 		puts, ops, saves := s.puts, s.ops, s.saves
 		s.puts, s.ops, s.saves = nil, nil, nil
-		s.opsDue = false
+		s.putsDue, s.opsDue = false, false
 		s.opsTimer.Stop()
 		s.cm.Unlock()
 
@@ -156,7 +156,7 @@ func (s *Sender) commitLoop() {
 			s.puts = append(puts, s.puts...)
 			s.ops = append(ops, s.ops...)
 			s.saves = append(saves, s.saves...)
-			s.opsDue = true // after the pause below
+			s.putsDue, s.opsDue = true, true // after the pause below
 		} else {
 			for _, j := range puts {
 				if j.pub != nil {

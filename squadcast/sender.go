@@ -79,6 +79,7 @@ type Sender struct {
 	puts     []*job
 	ops      []op
 	saves    []stateSave
+	putsDue  bool          // puts wait no longer (else they wait for a flush, or go with other work)
 	opsDue   bool          // ops wait no longer
 	opsTimer *time.Timer   // makes ops due opsDelay after the first
 	cmStop   bool          // write what is queued, then return
@@ -422,6 +423,7 @@ func (p *publisher) Publish(ev udf.Event) error {
 	p.unstored++
 	s.puts = append(s.puts, j)
 	if !p.held {
+		s.putsDue = true
 		s.cmWork.Signal()
 	}
 	s.cm.Unlock()
@@ -454,6 +456,7 @@ func (p *publisher) flush(save func(*bolt.Tx) error, hold bool) error {
 		s.saves = append(s.saves, stateSave{pub: p, write: save})
 	}
 	if p.unstored > 0 {
+		s.putsDue = true
 		s.cmWork.Signal()
 	}
 	for p.unstored > 0 && p.err == nil && !s.cmGone {
@@ -603,6 +606,7 @@ func (s *Sender) close(ctx context.Context) error {
 	s.closed = true
 	// Events a publisher still holds for its FlushState are written now.
 	s.cm.Lock()
+	s.putsDue = true
 	s.cmWork.Signal()
 	s.cm.Unlock()
 	var drained chan struct{}

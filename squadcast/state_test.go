@@ -81,6 +81,7 @@ func TestFlushStateFailure(t *testing.T) {
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	sf := p.(udf.StateFlusher)
+	require.NoError(t, sf.FlushState(nil)) // the publisher's events now wait for its flushes
 	failed := false
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
 	err = sf.FlushState(marker("m", func() error {
