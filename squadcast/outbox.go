@@ -92,23 +92,26 @@ type record struct {
 	DeadAt     time.Time `json:"dead_at,omitzero"`
 	// Body is the rendered payload, sent as is. Version 2 stores it as
 	// JSON text in Payload (a third smaller than base64, so more records
-	// per page of the file), or, should it not be valid JSON, in base64
-	// in Base64Body; version 1 stored it in Base64Body.
-	Body       []byte          `json:"-"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	Base64Body []byte          `json:"body,omitempty"`
+	// per page of the file), less the newline that ends a rendered body
+	// (PayloadNewline says it was there); a body that would not read back
+	// byte for byte that way goes in base64 in Base64Body, as version 1
+	// stored every body.
+	Body           []byte          `json:"-"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	PayloadNewline bool            `json:"payload_nl,omitempty"`
+	Base64Body     []byte          `json:"body,omitempty"`
 }
 
 func encodeRecord(r *record) ([]byte, error) {
 	r.Version = recordVersion
-	r.Payload, r.Base64Body = nil, nil
-	if isCompact(r.Body) {
-		r.Payload = r.Body
+	stored := *r
+	text, newline := bytes.CutSuffix(r.Body, []byte("\n"))
+	if isCompact(text) {
+		stored.Payload, stored.PayloadNewline = text, newline
 	} else {
-		r.Base64Body = r.Body
+		stored.Base64Body = r.Body
 	}
-	b, err := json.Marshal(r)
-	r.Payload, r.Base64Body = nil, nil
+	b, err := json.Marshal(&stored)
 	if err != nil {
 		return nil, fmt.Errorf("encode outbox record: %w", err)
 	}
@@ -137,8 +140,11 @@ func decodeRecord(b []byte) (*record, error) {
 	r.Body = r.Base64Body
 	if len(r.Payload) > 0 {
 		r.Body = r.Payload
+		if r.PayloadNewline {
+			r.Body = append(r.Body, '\n')
+		}
 	}
-	r.Payload, r.Base64Body = nil, nil
+	r.Payload, r.PayloadNewline, r.Base64Body = nil, false, nil
 	switch {
 	case r.Version != 1 && r.Version != recordVersion:
 		return nil, fmt.Errorf("record version %d is not supported (want %d)", r.Version, recordVersion)

@@ -560,7 +560,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		body, stored string
 	}{
 		{`{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`, `"payload":{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`},
-		{"{}\n", `"body":"e30K"`},                    // not compact
+		{"{}\n", `"payload":{},"payload_nl":true`},   // a rendered body ends with a newline
+		{"{} \n", `"body":"e30gCg=="`},               // not compact
 		{`{"m":"<b>"}`, `"body":"eyJtIjoiPGI+In0="`}, // json.Marshal would escape it
 		{`{"m":"a` + "\u2028" + `"}`, `"body":`},
 		{"not json", `"body":"bm90IGpzb24="`},
@@ -576,6 +577,18 @@ func TestRecordRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, r, got)
 		require.Equal(t, tc.body, string(got.Body), "byte for byte")
+	}
+	// Rendered bodies, of both formats, are stored as JSON text.
+	for _, format := range []string{FormatKapacitor, FormatIncidentWebhook} {
+		body, err := Render(format, udf.Event{ID: "cpu:host=a", Message: "<b>", Level: udf.Critical, Tags: map[string]string{"host": "a"}})
+		require.NoError(t, err)
+		b, err := encodeRecord(&record{Endpoint: "default", URL: secretURL, Format: format, Created: clockStart, Body: body})
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"payload":{`, format)
+		require.NotContains(t, string(b), `"body":`, format)
+		got, err := decodeRecord(b)
+		require.NoError(t, err)
+		require.Equal(t, string(body), string(got.Body), "%s: byte for byte", format)
 	}
 	v1 := `{"v":1,"endpoint":"default","url":"https://h.example/k","format":"kapacitor","incident":"x","level":"OK","created":"2024-01-01T00:00:00Z","body":"e30="}`
 	got, err := decodeRecord([]byte(v1))
