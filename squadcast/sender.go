@@ -396,26 +396,27 @@ type publisher struct {
 // waits on the disk or the network. See Flush.
 func (p *publisher) Publish(ev udf.Event) error {
 	s := p.s
-	body, err := Render(p.t.format, ev)
-	if err != nil {
+	// drop counts the event as dropped and says why.
+	drop := func(err error) error {
 		s.dropped.Add(1)
 		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
 	}
+	body, err := Render(p.t.format, ev)
+	if err != nil {
+		return drop(err)
+	}
 	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, pub: p}
 	if j.rec, err = encodeRecord(j.record()); err != nil {
-		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
+		return drop(err)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, ErrClosed)
+		return drop(ErrClosed)
 	case s.queued >= s.cfg.QueueSize:
-		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w (%d events pending)", udf.LoggedID(ev.ID), p.t.name, ErrQueueFull, s.queued)
+		return drop(fmt.Errorf("%w (%d events pending)", ErrQueueFull, s.queued))
 	}
 	s.queued++
 	s.published.Add(1)
