@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
@@ -41,6 +43,11 @@ func newMetrics(endpoints []string) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &metrics{reg: reg}
+	// The Go runtime's and the process's own metrics (go_*, process_*:
+	// heap, GC, goroutines, resident memory, CPU, open files), as every
+	// Go exporter has them.
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.points = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "points_received_total",
 		Help: "Points received from Kapacitor tasks, over all @squadcast() nodes.",
@@ -150,5 +157,12 @@ func (m *metrics) handler(ready func() error) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	// Go's profiles, as Prometheus and Alertmanager serve them: CPU, heap
+	// and goroutines of a running daemon, for `go tool pprof URL`. Not
+	// /debug/pprof/cmdline: the command line may hold a webhook URL.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }

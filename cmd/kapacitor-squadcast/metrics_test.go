@@ -180,14 +180,30 @@ log-level = "debug"
 		_, m := scrape(t, base, "/metrics")
 		return metricValue(m, `kapacitor_squadcast_outbox_pending_events`) == 0
 	}, 30*time.Second, 20*time.Millisecond, "the outbox empties once delivered")
+	// The daemon's own series carry its prefix; the others are the Go
+	// runtime's and the process's standard ones.
 	for line := range strings.Lines(m) {
 		if !strings.HasPrefix(line, "#") {
-			assert.True(t, strings.HasPrefix(line, "kapacitor_squadcast_"), "metric name without the prefix: %s", line)
+			assert.True(t, strings.HasPrefix(line, "kapacitor_squadcast_") || strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_"),
+				"metric name without a known prefix: %s", line)
 		}
 	}
+	assert.Positive(t, metricValue(m, "go_memstats_heap_inuse_bytes"), "the Go collector is registered")
+	assert.Positive(t, metricValue(m, "process_resident_memory_bytes"), "the process collector is registered")
 	assert.NotContains(t, m, cfgSecret)
 	assert.NotContains(t, m, "/v2/incidents")
 	assert.NotContains(t, m, standIn.URL)
+
+	// Go's profiles are served, but not the command line (a --url there
+	// would show its key).
+	code, body = scrape(t, base, "/debug/pprof/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "heap")
+	code, body = scrape(t, base, "/debug/pprof/heap?debug=1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "heap profile")
+	code, _ = scrape(t, base, "/debug/pprof/cmdline")
+	assert.Equal(t, http.StatusNotFound, code, "/debug/pprof/cmdline")
 
 	// Not ready once the socket is gone.
 	require.NoError(t, os.Remove(sock))
