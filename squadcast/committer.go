@@ -130,16 +130,29 @@ func (s *Sender) commitLoop() {
 		err := s.commit(puts, ops, saves)
 
 		// Schedule the new events before waking Flush: once Flush returns,
-		// its events are written and scheduled.
+		// its events are written and scheduled. A spilled event is left on
+		// disk for the loader once written (it is not delivered from
+		// memory when the write failed: older spilled events go first).
 		var fresh []*job
+		var spilledFrom uint64
 		for _, j := range puts {
-			if !j.released {
+			switch {
+			case j.released:
+			case !j.spill:
 				j.released = true
 				fresh = append(fresh, j)
+			case err == nil:
+				j.released, j.body = true, nil
+				if spilledFrom == 0 {
+					spilledFrom = j.seq
+				}
 			}
 		}
 		if len(fresh) > 0 {
 			s.enqueue(fresh)
+		}
+		if spilledFrom != 0 {
+			s.spillWritten(spilledFrom)
 		}
 		s.cm.Lock()
 		s.cmErr = err

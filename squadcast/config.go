@@ -39,7 +39,8 @@ const (
 	// and Squadcast's per-minute limits are enforced by the rate limiter,
 	// not by the number of workers.
 	DefaultWorkers = 32
-	// DefaultQueueSize is the number of events that may wait in memory.
+	// DefaultQueueSize is the number of events that may wait in memory
+	// (more wait in the outbox only).
 	DefaultQueueSize = 100000
 	// DefaultRetryWaitMin is the shortest wait between two attempts.
 	DefaultRetryWaitMin = time.Second
@@ -91,9 +92,9 @@ type Config struct {
 	// Workers is the number of concurrent deliveries (default DefaultWorkers).
 	Workers int
 	// QueueSize is the maximum number of events held in memory across all
-	// incidents (waiting, in backoff or in flight; default DefaultQueueSize).
-	// Publish refuses events beyond it. Events loaded from the outbox at
-	// start count, but are never refused.
+	// incidents (waiting, in backoff or in flight; default DefaultQueueSize),
+	// those loaded from the outbox at start included. Beyond it, events are
+	// kept in the outbox only (see Sender), never refused.
 	QueueSize int
 	// RetryWaitMin and RetryWaitMax bound the wait between two attempts of
 	// an event (defaults DefaultRetryWaitMin and DefaultRetryWaitMax).

@@ -339,12 +339,13 @@ type storedEvent struct {
 	rec *record
 }
 
-// loadPending returns the pending events, oldest first, the number of dead
-// letters, and the first corrupt record as a *RecordError.
-func (o *Outbox) loadPending() ([]storedEvent, int, error) {
-	var evs []storedEvent
-	dead := 0
-	err := o.view(func(tx *bolt.Tx) error {
+// loadPending reads the outbox at start: the oldest pending events, at
+// most limit of them, the number of pending events in all, the number of
+// dead letters, and the sequence number to load the rest from (0 when all
+// were loaded). A record that cannot be decoded among those loaded fails
+// it (a RecordError); the rest are decoded when loadPendingFrom reads them.
+func (o *Outbox) loadPending(limit int) (evs []storedEvent, total, dead int, next uint64, err error) {
+	err = o.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketDead); b != nil {
 			dead = b.Stats().KeyN
 		}
@@ -352,27 +353,76 @@ func (o *Outbox) loadPending() ([]storedEvent, int, error) {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
-			seq, ok := keySeq(k)
-			if !ok {
-				return &RecordError{Path: o.path, State: StatePending, Err: fmt.Errorf("key %x is not a sequence number", k)}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			total++
+			if len(evs) == limit {
+				if next == 0 {
+					next, _ = keySeq(k)
+				}
+				continue
 			}
-			rec, err := decodeRecord(v)
+			ev, err := o.decodeStored(k, v)
 			if err != nil {
-				return &RecordError{Path: o.path, State: StatePending, Seq: seq, Err: err}
+				return err
 			}
-			evs = append(evs, storedEvent{seq: seq, rec: rec})
-			return nil
-		})
+			evs = append(evs, ev)
+		}
+		return nil
 	})
 	if err != nil {
 		var re *RecordError
 		if errors.As(err, &re) {
-			return nil, 0, err
+			return nil, 0, 0, 0, err
 		}
-		return nil, 0, fmt.Errorf("load outbox %s: %w", o.path, err)
+		return nil, 0, 0, 0, fmt.Errorf("load outbox %s: %w", o.path, err)
 	}
-	return evs, dead, nil
+	return evs, total, dead, next, nil
+}
+
+// loadPendingFrom reads up to n pending events whose sequence numbers are
+// from on, oldest first, and returns the sequence number after the last
+// one it read (or from, when there was none). A record it cannot decode is
+// not returned but counted in bad, with its error in badErr (the last).
+func (o *Outbox) loadPendingFrom(from uint64, n int) (evs []storedEvent, next uint64, bad int, badErr error, err error) {
+	next = from
+	err = o.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(seqKey(from)); k != nil && len(evs)+bad < n; k, v = c.Next() {
+			ev, err := o.decodeStored(k, v)
+			if seq, ok := keySeq(k); ok {
+				next = seq + 1
+			}
+			if err != nil {
+				bad++
+				badErr = err
+				continue
+			}
+			evs = append(evs, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, from, 0, nil, fmt.Errorf("load outbox %s: %w", o.path, err)
+	}
+	return evs, next, bad, badErr, nil
+}
+
+// decodeStored decodes a pending record; its error is a *RecordError.
+func (o *Outbox) decodeStored(k, v []byte) (storedEvent, error) {
+	seq, ok := keySeq(k)
+	if !ok {
+		return storedEvent{}, &RecordError{Path: o.path, State: StatePending, Err: fmt.Errorf("key %x is not a sequence number", k)}
+	}
+	rec, err := decodeRecord(v)
+	if err != nil {
+		return storedEvent{}, &RecordError{Path: o.path, State: StatePending, Seq: seq, Err: err}
+	}
+	return storedEvent{seq: seq, rec: rec}, nil
 }
 
 // OutboxEntry describes one event of the outbox, for listing. It holds

@@ -93,6 +93,14 @@ func (h *waitHeap) Pop() any {
 func (s *Sender) enqueue(jobs []*job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.enqueueLocked(jobs)
+}
+
+// enqueueLocked is enqueue with s.mu held.
+func (s *Sender) enqueueLocked(jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
 	now := s.clock.Now()
 	for _, j := range jobs {
 		key := incidentKey{url: j.target.url, id: j.id}
@@ -377,7 +385,15 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 			s.incidents, s.peak = make(map[incidentKey]*incident), 0
 		}
 	}
-	if s.queued == 0 && s.drained != nil {
+	if s.spilled > 0 {
+		s.wakeLoader() // there is room now
+	}
+	s.checkDrained()
+}
+
+// checkDrained ends Close's wait once no event is pending. Called with s.mu held.
+func (s *Sender) checkDrained() {
+	if s.queued == 0 && s.spilled == 0 && s.drained != nil {
 		close(s.drained)
 		s.drained = nil
 	}

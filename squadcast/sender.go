@@ -25,8 +25,6 @@ const DefaultEndpoint = udf.DefaultEndpoint
 
 // Errors Publish returns (wrapped) when it cannot take an event.
 var (
-	// ErrQueueFull means Config.QueueSize events are already held in memory.
-	ErrQueueFull = errors.New("queue is full")
 	// ErrClosed means Close was called.
 	ErrClosed = errors.New("sender is closed")
 )
@@ -36,7 +34,9 @@ var (
 //
 // Every event is written to the outbox (Config.DataDir) and deleted only
 // once Squadcast accepted it (2xx), so pending events survive a restart:
-// New loads them and delivers them first. Events of one incident (same
+// New loads them and delivers them first. At most Config.QueueSize events
+// are held in memory; beyond that, new events are kept in the outbox only
+// (spilled), and loaded from it, oldest first, as room frees up. Events of one incident (same
 // webhook URL and alert id) are delivered one at a time, in the order they
 // were published; different incidents in parallel by Config.Workers
 // workers, taking turns. Failed attempts are retried with backoff until
@@ -68,9 +68,17 @@ type Sender struct {
 	waiting   waitHeap
 	hosts     map[string]*endpointState // by URL
 	queued    int                       // events in memory, not yet delivered or dead
-	closed    bool                      // Publish refuses
-	stopping  bool                      // workers and scheduler return
-	drained   chan struct{}             // closed when queued reaches 0, while Close waits
+	// Spilled events: published when QueueSize events were in memory (or
+	// after others spilled), they are written to the outbox but not kept in
+	// memory; the loader reads them back, oldest first. All of them are
+	// newer than every event in memory, so loading them in sequence order
+	// keeps each incident's order.
+	spilled   int           // spilled events not loaded yet (written or to write)
+	spillNext uint64        // where the loader reads from; 0 until one is written
+	loadWake  chan struct{} // wakes the loader
+	closed    bool          // Publish refuses
+	stopping  bool          // workers and scheduler return
+	drained   chan struct{} // closed when queued and spilled reach 0, while Close waits
 
 	// Committer state: see committer.go. Lock order: mu, then cm.
 	cm       sync.Mutex
@@ -150,8 +158,9 @@ type job struct {
 
 	seq      uint64 // in the outbox; 0 until written
 	gone     bool   // delivered or dead before it could be written
-	released bool   // handed to the scheduler
+	released bool   // handed to the scheduler (or, spilled, left on disk)
 	rec      []byte // the encoded record, until written
+	spill    bool   // kept in the outbox only, until the loader reads it back
 }
 
 func (j *job) fields() []zap.Field {
@@ -207,7 +216,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored, dead, err := ob.loadPending()
+	stored, total, dead, next, err := ob.loadPending(cfg.QueueSize)
 	if err != nil {
 		ob.Close()
 		return nil, err
@@ -222,6 +231,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 		outbox:    ob,
 		stop:      make(chan struct{}),
 		wake:      make(chan struct{}, 1),
+		loadWake:  make(chan struct{}, 1),
 		incidents: make(map[incidentKey]*incident),
 		hosts:     make(map[string]*endpointState),
 		cmWake:    make(chan struct{}),
@@ -257,11 +267,19 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	}
 
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	s.stored.Store(int64(len(stored)))
+	s.stored.Store(int64(total))
+	s.queued = len(stored)
+	s.spilled, s.spillNext = total-len(stored), next
 	s.enqueue(s.restore(stored))
-	if len(stored) > 0 || dead > 0 {
-		s.log.Info("loaded the outbox", zap.Int("pending", len(stored)), zap.Int("dead_letters", dead))
+	if total > 0 || dead > 0 {
+		s.log.Info("loaded the outbox", zap.Int("pending", total), zap.Int("pending_left_on_disk", s.spilled), zap.Int("dead_letters", dead))
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.loadLoop()
+	}()
+	s.wakeLoader()
 	for range cfg.Workers {
 		s.wg.Add(1)
 		go func() {
@@ -285,7 +303,6 @@ func (s *Sender) restore(stored []storedEvent) []*job {
 	type targetKey struct{ name, settings, url, format string }
 	targets := make(map[targetKey]*target)
 	jobs := make([]*job, 0, len(stored))
-	s.queued += len(stored)
 	for _, ev := range stored {
 		r := ev.rec
 		key := targetKey{r.Endpoint, r.Settings, r.URL, r.Format}
@@ -412,13 +429,17 @@ func (p *publisher) Publish(ev udf.Event) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
+	if s.closed {
 		return drop(ErrClosed)
-	case s.queued >= s.cfg.QueueSize:
-		return drop(fmt.Errorf("%w (%d events pending)", ErrQueueFull, s.queued))
 	}
-	s.queued++
+	if s.spilled > 0 || s.queued >= s.cfg.QueueSize {
+		// Memory is full, or was: the outbox keeps the event until the
+		// loader reads it back.
+		j.spill = true
+		s.spilled++
+	} else {
+		s.queued++
+	}
 	s.published.Add(1)
 	s.cm.Lock()
 	p.unstored++
@@ -543,11 +564,14 @@ type Stats struct {
 	Retried uint64
 	// DeadLettered counts events given up: a permanent failure, or MaxAge.
 	DeadLettered uint64
-	// Dropped counts events Publish refused (render error, queue full, closed).
+	// Dropped counts events Publish refused (render error, closed).
 	Dropped uint64
 	// Queued is the number of events in memory now: waiting to be written,
 	// to be sent, for a retry, or in flight.
 	Queued int
+	// Spilled is the number of events kept in the outbox only, while
+	// Config.QueueSize events are in memory: loaded as room frees up.
+	Spilled int
 	// Pending is the number of events in the outbox file still to deliver.
 	Pending int
 }
@@ -555,9 +579,10 @@ type Stats struct {
 // Stats returns the Sender's counters.
 func (s *Sender) Stats() Stats {
 	s.mu.Lock()
-	queued := s.queued
+	queued, spilled := s.queued, s.spilled
 	s.mu.Unlock()
 	return Stats{
+		Spilled:      spilled,
 		Published:    s.published.Load(),
 		Delivered:    s.delivered.Load(),
 		Retried:      s.retried.Load(),
@@ -592,7 +617,8 @@ func (s *Sender) Ready() error {
 }
 
 // Close stops accepting events (Publish then returns ErrClosed) and waits
-// until every event in memory is delivered or dead-lettered, or ctx ends.
+// until every event, spilled ones included, is delivered or dead-lettered,
+// or ctx ends.
 // Then it aborts the attempts in flight, writes the outbox a last time and
 // closes it. Events still pending then stay in the outbox, for the next
 // start: Close reports how many. Close may be called more than once; the
@@ -611,7 +637,7 @@ func (s *Sender) close(ctx context.Context) error {
 	s.cmWork.Signal()
 	s.cm.Unlock()
 	var drained chan struct{}
-	if s.queued > 0 {
+	if s.queued > 0 || s.spilled > 0 {
 		s.drained = make(chan struct{})
 		drained = s.drained
 	}
@@ -625,7 +651,7 @@ func (s *Sender) close(ctx context.Context) error {
 	s.shutdown(false)
 
 	s.mu.Lock()
-	n := s.queued
+	n := s.queued + s.spilled
 	s.mu.Unlock()
 	if n == 0 {
 		return nil

@@ -192,31 +192,6 @@ func TestFairness(t *testing.T) {
 	require.Equal(t, []string{"a/0", "b/0", "a/1", "b/1", "a/2", "a/3"}, got[:6])
 }
 
-func TestQueueFull(t *testing.T) {
-	g := newGate(t)
-	s, _, _ := newTestSender(t, Config{
-		Endpoints: []Endpoint{{Name: "default", URL: g.URL + "/k/" + secretKey}},
-		Workers:   1,
-		QueueSize: 3,
-	})
-	p, err := s.Open(udf.Destination{})
-	require.NoError(t, err)
-	for i := range 3 {
-		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i), Level: udf.Critical}))
-	}
-	err = p.Publish(udf.Event{ID: "one-too-many", Level: udf.Critical})
-	require.ErrorIs(t, err, ErrQueueFull)
-	require.ErrorContains(t, err, `"one-too-many"`)
-	require.ErrorContains(t, err, "3 events pending")
-	require.NotContains(t, err.Error(), secretKey)
-	require.NoError(t, p.(udf.Flusher).Flush())
-	require.Equal(t, Stats{Published: 3, Dropped: 1, Queued: 3, Pending: 3}, s.Stats())
-
-	g.open()
-	closeAndWait(t, s)
-	require.Equal(t, Stats{Published: 3, Delivered: 3, Dropped: 1}, s.Stats())
-}
-
 func TestCloseDrains(t *testing.T) {
 	var got atomic.Int64
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {

@@ -111,9 +111,13 @@ func (m *metrics) watch(connections func() int, sender *squadcast.Sender) {
 			Namespace: metricsNamespace, Name: "queued_events",
 			Help: "Events held in memory: waiting to be written, to be sent, for a retry, or in flight.",
 		}, func() float64 { return float64(sender.Stats().Queued) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "spilled_events",
+			Help: "Events kept in the outbox only, while the memory queue is full: loaded, oldest first, as it drains.",
+		}, func() float64 { return float64(sender.Stats().Spilled) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "events_dropped_total",
-			Help: "Events that could not be queued (queue full, payload error, shutting down): lost.",
+			Help: "Events that could not be queued (payload error, shutting down): lost.",
 		}, func() float64 { return float64(sender.Stats().Dropped) }),
 	)
 }

@@ -165,8 +165,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // memoryRun sends one point for each of groups distinct hosts, all
 // CRITICAL, so that the daemon holds every group's alert state, pacing the
-// writes so that undelivered events stay well below the daemon's queue
-// (100,000); it returns once every event was delivered, with the
+// writes so that undelivered events stay well below the daemon's memory
+// queue (100,000; more would wait in the outbox only); it returns once every event was delivered, with the
 // connection still open: the task node, and its groups, are still there
 // until the caller closes it. Its events go to the endpoint under path
 // segment seg, which must be new to the endpoint: the pacing counts the

@@ -1,0 +1,101 @@
+package squadcast
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Spilling. At most Config.QueueSize events are held in memory. Beyond
+// that, Publish still takes every event and the committer writes it to the
+// outbox as usual, but it is not kept in memory: it is spilled. The loader
+// reads spilled events back from the outbox, oldest first, as deliveries
+// make room. While any event is spilled, every new one is spilled too, so
+// the spilled events are always the newest pending ones: reading them in
+// sequence order keeps each incident's events in order. An outage then
+// fills the disk, not the memory, and loses nothing.
+
+// loadBatch bounds the events one read transaction loads.
+const loadBatch = 1000
+
+// loadRetry is the pause after the loader failed to read the outbox.
+const loadRetry = time.Second
+
+// wakeLoader wakes the loader, if it is not already due to run.
+func (s *Sender) wakeLoader() {
+	select {
+	case s.loadWake <- struct{}{}:
+	default:
+	}
+}
+
+// spillWritten tells the loader that spilled events were written, the
+// first of them with sequence number seq.
+func (s *Sender) spillWritten(seq uint64) {
+	s.mu.Lock()
+	if s.spillNext == 0 {
+		s.spillNext = seq
+	}
+	room := s.queued < s.cfg.QueueSize
+	s.mu.Unlock()
+	if room {
+		s.wakeLoader()
+	}
+}
+
+// loadLoop runs the loader until the Sender stops.
+func (s *Sender) loadLoop() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.loadWake:
+		}
+		for s.loadSome() {
+		}
+	}
+}
+
+// loadSome loads spilled events while there is room for them in memory,
+// up to loadBatch, and reports whether to try again at once.
+func (s *Sender) loadSome() bool {
+	s.mu.Lock()
+	from, room := s.spillNext, min(s.cfg.QueueSize-s.queued, s.spilled, loadBatch)
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping || from == 0 || room <= 0 {
+		return false
+	}
+	stored, next, bad, badErr, err := s.outbox.loadPendingFrom(from, room)
+	if err != nil {
+		s.log.Error("cannot read spilled events from the outbox; retrying", zap.Duration("retry_in", loadRetry), zap.Error(err))
+		select {
+		case <-s.stop:
+		case <-time.After(loadRetry):
+			s.wakeLoader()
+		}
+		return false
+	}
+	if bad > 0 {
+		s.log.Error("outbox records that cannot be read are left in the outbox, not delivered (see 'outbox list' and 'outbox drop')",
+			zap.Int("records", bad), zap.Error(badErr))
+	}
+	jobs := s.restore(stored)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(jobs) + bad; n > 0 {
+		s.spilled -= n
+		s.queued += len(jobs)
+	}
+	if s.spilled == 0 {
+		s.spillNext = 0
+	} else {
+		s.spillNext = next
+	}
+	// In the same critical section as the counts: an event published once
+	// none is spilled must be queued after these.
+	s.enqueueLocked(jobs)
+	s.checkDrained()
+	return len(jobs)+bad > 0 && s.spilled > 0
+}
