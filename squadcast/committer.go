@@ -1,6 +1,7 @@
 package squadcast
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 //
 // A failed transaction is retried as a whole, with whatever arrived since,
 // after a short pause; its new events are delivered from memory meanwhile,
-// and Flush reports the failure to their publishers.
+// and Flush reports the failure to their publishers. A state save that
+// bbolt refuses is the exception: it is logged and left out at once, as
+// it would fail every retry.
 //
 // The fields of job it owns: seq, gone, released and rec.
 
@@ -52,6 +55,16 @@ type stateSave struct {
 	pub   *publisher
 	write func(*bolt.Tx) error
 }
+
+// saveError is the error of saves[i] in a transaction: bbolt refused what
+// it writes (a key or value too large, say), which no retry changes.
+type saveError struct {
+	i   int
+	err error
+}
+
+func (e *saveError) Error() string { return e.err.Error() }
+func (e *saveError) Unwrap() error { return e.err }
 
 // Commit retry pauses after a failed transaction.
 const (
@@ -128,6 +141,20 @@ func (s *Sender) commitLoop() {
 		s.cm.Unlock()
 
 		err := s.commit(puts, ops, saves)
+		var refused *saveError
+		for errors.As(err, &refused) {
+			// bbolt refused what a state save writes: every retry would
+			// fail the same way, and hold every task's events back. Write
+			// the rest without it.
+			sv := saves[refused.i]
+			s.log.Error("alert state change not saved: the outbox file refuses it (the events are written without it; after a restart those groups start from older state)",
+				zap.String("endpoint", sv.pub.t.name), zap.Error(refused.err))
+			saves = append(saves[:refused.i:refused.i], saves[refused.i+1:]...)
+			s.cm.Lock()
+			sv.pub.stored()
+			s.cm.Unlock()
+			err = s.commit(puts, ops, saves)
+		}
 
 		// Schedule the new events before waking Flush: once Flush returns,
 		// its events are written and scheduled. A spilled event is left on
@@ -276,9 +303,9 @@ func (s *Sender) commit(puts []*job, ops []op, saves []stateSave) (err error) {
 				}
 			}
 		}
-		for _, sv := range saves {
+		for i, sv := range saves {
 			if err := sv.write(tx); err != nil {
-				return err
+				return &saveError{i: i, err: err}
 			}
 		}
 		return nil

@@ -3,6 +3,7 @@ package squadcast
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,25 +78,63 @@ func TestFlushStateOneTransaction(t *testing.T) {
 // FlushState waits for.
 func TestFlushStateFailure(t *testing.T) {
 	h := newHoldServer(t)
-	s, _, _ := newTestSender(t, holdConfig(h, t.TempDir(), 1))
+	cfg, _ := testConfig(t, holdConfig(h, t.TempDir(), 1))
+	hk := (&fastHooks{}).hooks()
+	var fails atomic.Int32
+	hk.beforeCommit = func() error {
+		if fails.Add(-1) >= 0 {
+			return errors.New("injected disk failure")
+		}
+		return nil
+	}
+	s := startSender(t, cfg, hk)
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	sf := p.(udf.StateFlusher)
 	require.NoError(t, sf.FlushState(nil)) // the publisher's events now wait for its flushes
-	failed := false
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
-	err = sf.FlushState(marker("m", func() error {
-		if !failed {
-			failed = true
-			return errors.New("injected state failure")
-		}
-		return nil
-	}))
-	require.ErrorContains(t, err, "injected state failure")
+	fails.Store(1)
+	err = sf.FlushState(marker("m", nil))
+	require.ErrorContains(t, err, "injected disk failure")
 	require.ErrorContains(t, err, "make 2 event(s) or state change(s)")
 	require.NoError(t, sf.FlushState(nil), "the retried transaction writes both")
 	assert.Len(t, listOutbox(t, s.outbox), 1)
 	assert.Equal(t, []string{"m"}, markers(t, s))
+}
+
+// TestRefusedStateSave: a state save that bbolt refuses (here a key over
+// its limit) would fail every retry: it is logged and left out, and the
+// events of its transaction, and of other publishers, are written without
+// waiting for it.
+func TestRefusedStateSave(t *testing.T) {
+	h := newHoldServer(t)
+	s, logs, _ := newTestSender(t, holdConfig(h, t.TempDir(), 1))
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	other, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	sf, otherSF := p.(udf.StateFlusher), other.(udf.StateFlusher)
+	require.NoError(t, sf.FlushState(nil))
+	require.NoError(t, otherSF.FlushState(nil))
+
+	require.NoError(t, p.Publish(webhookEvent("a", 0)))
+	refused := func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketTest)
+		if err != nil {
+			return err
+		}
+		return b.Put(make([]byte, bolt.MaxKeySize+1), []byte("x"))
+	}
+	require.NoError(t, sf.FlushState(refused), "the events are durable")
+	require.NoError(t, other.Publish(webhookEvent("b", 0)))
+	require.NoError(t, otherSF.FlushState(marker("kept", nil)), "the committer goes on")
+	require.NoError(t, sf.FlushState(marker("later", nil)))
+
+	assert.Equal(t, []string{"pending:a", "pending:b"}, states(listOutbox(t, s.outbox)))
+	assert.Equal(t, []string{"kept", "later"}, markers(t, s))
+	logged := entriesWith(logs, "alert state change not saved: the outbox file refuses it (the events are written without it; after a restart those groups start from older state)")
+	require.Len(t, logged, 1)
+	assert.Contains(t, logged[0].ContextMap()["error"], "key too large")
 }
 
 // TestAlertStateInOutbox: the daemon's handler with the Sender's state

@@ -156,8 +156,16 @@ func (s *StateStore) change(task, node string, asOf int64, groups map[string]*gr
 	return c, tooLong
 }
 
-// write writes the change in tx, a writable transaction of the store's file.
+// write writes the change in tx, a writable transaction of the store's
+// file. Its errors name the task and node.
 func (c *stateChange) write(tx *bolt.Tx) error {
+	if err := c.writeIn(tx); err != nil {
+		return c.err(err)
+	}
+	return nil
+}
+
+func (c *stateChange) writeIn(tx *bolt.Tx) error {
 	if tx.DB() != c.store.db {
 		return errors.New("the alert state is kept in another file than the events (HandlerConfig.State is not the publisher's)")
 	}
@@ -194,7 +202,7 @@ func (c *stateChange) write(tx *bolt.Tx) error {
 
 // save writes a change in a transaction of its own.
 func (s *StateStore) save(c *stateChange) error {
-	if err := s.db.Update(c.write); err != nil {
+	if err := s.db.Update(c.writeIn); err != nil {
 		return c.err(err)
 	}
 	return nil
