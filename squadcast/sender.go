@@ -216,6 +216,9 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ob, err = compactIfSparse(ob, cfg.Logger); err != nil {
+		return nil, err
+	}
 	stored, total, dead, next, err := ob.loadPending(cfg.QueueSize)
 	if err != nil {
 		ob.Close()

@@ -1,0 +1,103 @@
+package squadcast
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// An outbox file grows to hold the largest backlog it ever had (a long
+// outage, with spilled events, can make it gigabytes) and bbolt never gives
+// the space back: freed pages are only reused. So at start, when most of
+// the file is free, the daemon copies what it holds into a new file
+// (bbolt.Compact: buckets, keys and sequence numbers as they are) and
+// replaces the old one with it.
+
+// Compaction at start: when at least compactMinFree bytes, and at least
+// compactMinShare of the file, are free pages. Variables for tests.
+var (
+	compactMinFree  int64 = 64 << 20
+	compactMinShare       = 0.5
+)
+
+// compactTxSize bounds the data copied per transaction of the compaction.
+const compactTxSize = 64 << 20
+
+// compactSuffix names the new file while it is written; one left behind
+// by a crash is removed at the next start.
+const compactSuffix = ".compact"
+
+// compactIfSparse compacts the outbox when it is mostly free pages, and
+// returns the outbox to use: o itself, or o reopened on the compacted
+// file. A failed compaction is logged, and o is kept as it is.
+func compactIfSparse(o *Outbox, log *zap.Logger) (*Outbox, error) {
+	tmp := o.path + compactSuffix
+	if err := os.Remove(tmp); err == nil {
+		log.Info("removed an outbox compaction left unfinished", zap.String("file", tmp))
+	}
+	fi, err := os.Stat(o.path)
+	if err != nil {
+		return o, nil // bbolt has it open; nothing to decide on
+	}
+	size := fi.Size()
+	free := int64(o.db.Stats().FreePageN) * int64(o.db.Info().PageSize)
+	if free < compactMinFree || float64(free) < compactMinShare*float64(size) {
+		return o, nil
+	}
+	start := time.Now()
+	if err := compactTo(o.db, tmp); err != nil {
+		os.Remove(tmp)
+		log.Warn("cannot compact the outbox; going on with it as it is", zap.String("file", o.path), zap.Error(err))
+		return o, nil
+	}
+	if err := o.Close(); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("compact outbox %s: close: %w", o.path, err)
+	}
+	if err := os.Rename(tmp, o.path); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("compact outbox %s: %w", o.path, err)
+	}
+	if err := syncDir(filepath.Dir(o.path)); err != nil {
+		return nil, fmt.Errorf("compact outbox %s: %w", o.path, err)
+	}
+	after := int64(-1)
+	if fi, err := os.Stat(o.path); err == nil {
+		after = fi.Size()
+	}
+	log.Info("compacted the outbox: most of it was free space left by an earlier backlog",
+		zap.String("file", o.path), zap.Int64("bytes_before", size), zap.Int64("bytes_after", after),
+		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	return OpenOutbox(o.path, false)
+}
+
+// compactTo writes a compacted copy of db to path, synced.
+func compactTo(db *bolt.DB, path string) error {
+	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, db, compactTxSize); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
