@@ -277,7 +277,7 @@ func socketIngest(c config, t *table, e *endpoint, d *stack.Daemon, drop *dropPr
 			return fmt.Errorf("socket ingest: %w", err)
 		}
 		logf(stderr, "socket ingest: drop UDF %v; daemon %v", base, ours)
-		ratio := ours.median() / base.median()
+		ratio := ours.ratio(base)
 		r := row{
 			Measure:  fmt.Sprintf("Ingest over the socket (3 exprs, 1000 groups, 1 change/%d points), median of %d", run.every, c.rounds),
 			Result:   kps(ours.median()),
@@ -341,7 +341,7 @@ func outboxCost(c config, t *table, e *endpoint, dir string, stderr io.Writer) e
 		return fmt.Errorf("outbox cost: %w", err)
 	}
 	logf(stderr, "outbox cost: discarding publisher %v; sender with outbox %v", offR, onR)
-	ratio := onR.median() / offR.median()
+	ratio := onR.ratio(offR)
 	t.add(row{
 		Measure:  "Outbox cost (1 change/1000 points; sender with outbox vs a publisher that discards events: the outbox cannot be turned off)",
 		Result:   kps(onR.median()),
@@ -398,7 +398,7 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 			}
 		}
 		logf(stderr, "kapacitord ingest: drop UDF %v; daemon %v", dropR, sqR)
-		ratio := sqR.median() / dropR.median()
+		ratio := sqR.ratio(dropR)
 		r := row{
 			Measure:  fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, 1 change/%d points), median of %d", every, c.rounds),
 			Result:   kps(sqR.median()),

@@ -87,9 +87,23 @@ func (r rates) String() string {
 	return strings.Join(s, " ")
 }
 
+// ratio is the median of the ratios of r to base round by round (r[i] /
+// base[i]): each round of one side ran right next to the same round of
+// the other, so that the machine's slower and faster spells, which move
+// both, cancel out in each ratio.
+func (r rates) ratio(base rates) float64 {
+	var q rates
+	for i := range min(len(r), len(base)) {
+		if base[i] > 0 {
+			q = append(q, r[i]/base[i])
+		}
+	}
+	return q.median()
+}
+
 // compare runs a and b alternately, rounds times each, and returns their
 // rates: alternating spreads the machine's other load over both; compare
-// their medians.
+// them with ratio.
 func compare(rounds int, a, b func() (float64, error)) (ra, rb rates, err error) {
 	for range rounds {
 		va, err := a()

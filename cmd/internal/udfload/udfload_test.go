@@ -175,6 +175,17 @@ func TestRatesMedian(t *testing.T) {
 	}
 }
 
+// TestRatesRatio: the ratio pairs rounds; a slow spell that moves both
+// sides of a round does not move it, where a ratio of medians moves.
+func TestRatesRatio(t *testing.T) {
+	ours := rates{90, 45, 92, 88, 46}
+	base := rates{100, 50, 100, 100, 50}
+	assert.InDelta(t, 0.90, ours.ratio(base), 1e-9)
+	assert.InDelta(t, 0.88, ours.median()/base.median(), 1e-9, "the ratio of medians, for contrast")
+	assert.Equal(t, 0.0, rates{}.ratio(nil))
+	assert.InDelta(t, 2.0, rates{2, 7}.ratio(rates{1, 0}), 1e-9, "a zero baseline is left out")
+}
+
 func TestParseOnly(t *testing.T) {
 	only, err := parseOnly("")
 	require.NoError(t, err)
