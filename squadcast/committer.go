@@ -162,6 +162,7 @@ func (s *Sender) commitLoop() {
 		// memory when the write failed: older spilled events go first).
 		var fresh []*job
 		var spilledFrom uint64
+		spilledN := 0
 		for _, j := range puts {
 			switch {
 			case j.released:
@@ -173,13 +174,14 @@ func (s *Sender) commitLoop() {
 				if spilledFrom == 0 {
 					spilledFrom = j.seq
 				}
+				spilledN++
 			}
 		}
 		if len(fresh) > 0 {
 			s.enqueue(fresh)
 		}
-		if spilledFrom != 0 {
-			s.spillWritten(spilledFrom)
+		if spilledN > 0 {
+			s.spillWritten(spilledFrom, spilledN)
 		}
 		s.cm.Lock()
 		s.cmErr = err

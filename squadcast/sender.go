@@ -27,6 +27,9 @@ const DefaultEndpoint = udf.DefaultEndpoint
 var (
 	// ErrClosed means Close was called.
 	ErrClosed = errors.New("sender is closed")
+	// ErrOutboxBehind means Config.QueueSize events are in memory, and as
+	// many spilled ones wait to be written while the outbox's writes fail.
+	ErrOutboxBehind = errors.New("the memory queue is full and the outbox is not being written")
 )
 
 // Sender delivers events to Squadcast webhooks. It implements udf.Sink; its
@@ -36,8 +39,8 @@ var (
 // once Squadcast accepted it (2xx), so pending events survive a restart:
 // New loads them and delivers them first. At most Config.QueueSize events
 // are held in memory; beyond that, new events are kept in the outbox only
-// (spilled), and loaded from it, oldest first, as room frees up. Events of one incident (same
-// webhook URL and alert id) are delivered one at a time, in the order they
+// (spilled), and loaded from it, oldest first, as room frees up (see
+// spill.go). Events of one incident (same webhook URL and alert id) are delivered one at a time, in the order they
 // were published; different incidents in parallel by Config.Workers
 // workers, taking turns. Failed attempts are retried with backoff until
 // they succeed, fail permanently or reach Config.MaxAge: then the event
@@ -74,6 +77,7 @@ type Sender struct {
 	// newer than every event in memory, so loading them in sequence order
 	// keeps each incident's order.
 	spilled   int           // spilled events not loaded yet (written or to write)
+	unwritten int           // spilled events still to write (in memory until then)
 	spillNext uint64        // where the loader reads from; 0 until one is written
 	loadWake  chan struct{} // wakes the loader
 	closed    bool          // Publish refuses
@@ -437,9 +441,14 @@ func (p *publisher) Publish(ev udf.Event) error {
 	}
 	if s.spilled > 0 || s.queued >= s.cfg.QueueSize {
 		// Memory is full, or was: the outbox keeps the event until the
-		// loader reads it back.
+		// loader reads it back. Until it is written it is in memory: while
+		// writes fail, that too is bounded.
+		if s.unwritten >= s.cfg.QueueSize && s.writesFail() {
+			return drop(fmt.Errorf("%w (%d events wait to be written)", ErrOutboxBehind, s.unwritten))
+		}
 		j.spill = true
 		s.spilled++
+		s.unwritten++
 	} else {
 		s.queued++
 	}
@@ -447,13 +456,24 @@ func (p *publisher) Publish(ev udf.Event) error {
 	s.cm.Lock()
 	p.unstored++
 	s.puts = append(s.puts, j)
-	if !p.held {
+	if !p.held || len(s.puts) >= maxHeldPuts {
 		s.putsDue = true
 		s.cmWork.Signal()
 	}
 	s.cm.Unlock()
 	return nil
 }
+
+// writesFail reports whether the outbox's last transaction failed.
+func (s *Sender) writesFail() bool {
+	s.cm.Lock()
+	defer s.cm.Unlock()
+	return s.cmErr != nil
+}
+
+// maxHeldPuts bounds the events a flush may hold back for its transaction
+// (a huge batch task's burst): beyond it they are written at once.
+const maxHeldPuts = 4096
 
 // Flush waits until every event this publisher published is written to
 // the outbox (committed and synced to disk): the committer writes whatever
@@ -567,7 +587,8 @@ type Stats struct {
 	Retried uint64
 	// DeadLettered counts events given up: a permanent failure, or MaxAge.
 	DeadLettered uint64
-	// Dropped counts events Publish refused (render error, closed).
+	// Dropped counts events Publish refused (render error, closed, or
+	// ErrOutboxBehind).
 	Dropped uint64
 	// Queued is the number of events in memory now: waiting to be written,
 	// to be sent, for a retry, or in flight.

@@ -13,7 +13,10 @@ import (
 // make room. While any event is spilled, every new one is spilled too, so
 // the spilled events are always the newest pending ones: reading them in
 // sequence order keeps each incident's events in order. An outage then
-// fills the disk, not the memory, and loses nothing.
+// fills the disk, not the memory, and loses nothing. Until it is written,
+// a spilled event is in memory too: while the outbox's writes fail, at
+// most QueueSize of them wait, and Publish refuses more (ErrOutboxBehind),
+// so that memory stays bounded even then.
 
 // loadBatch bounds the events one read transaction loads.
 const loadBatch = 1000
@@ -29,10 +32,11 @@ func (s *Sender) wakeLoader() {
 	}
 }
 
-// spillWritten tells the loader that spilled events were written, the
+// spillWritten tells the loader that n spilled events were written, the
 // first of them with sequence number seq.
-func (s *Sender) spillWritten(seq uint64) {
+func (s *Sender) spillWritten(seq uint64, n int) {
 	s.mu.Lock()
+	s.unwritten -= n
 	if s.spillNext == 0 {
 		s.spillNext = seq
 	}

@@ -1,6 +1,7 @@
 package squadcast
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -207,4 +208,42 @@ func TestSpilledCorruptRecord(t *testing.T) {
 	require.Contains(t, bad[0].ContextMap()["error"], "pending event 3 is corrupt")
 	require.Contains(t, bad[0].ContextMap()["error"], "outbox drop --data-dir "+dir+" 3")
 	require.Equal(t, 1, s2.Stats().Pending, "the corrupt record stays")
+}
+
+// TestSpillBoundedWhenWritesFail: while the outbox's writes fail, spilled
+// events wait in memory to be written; at most QueueSize of them, then
+// Publish refuses more (counted as dropped) rather than grow without
+// bound. Once the writes succeed again, spilling goes on.
+func TestSpillBoundedWhenWritesFail(t *testing.T) {
+	h := newHoldServer(t) // holds the attempts: nothing is delivered
+	cfg, _ := testConfig(t, holdConfig(h, t.TempDir(), 1))
+	cfg.QueueSize = 2
+	hk := (&fastHooks{}).hooks()
+	var failing atomic.Bool
+	failing.Store(true)
+	hk.beforeCommit = func() error {
+		if failing.Load() {
+			return errors.New("injected disk failure")
+		}
+		return nil
+	}
+	s := startSender(t, cfg, hk)
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	for n := range 4 {
+		require.NoError(t, p.Publish(webhookEvent("a", n)), "event %d", n)
+	}
+	require.ErrorContains(t, p.(udf.Flusher).Flush(), "injected disk failure")
+	err = p.Publish(webhookEvent("a", 4))
+	require.ErrorIs(t, err, ErrOutboxBehind)
+	require.ErrorContains(t, err, `"a"`)
+	require.ErrorContains(t, err, "2 events wait to be written")
+	require.NotContains(t, err.Error(), secretKey)
+	require.Equal(t, Stats{Published: 4, Dropped: 1, Queued: 2, Spilled: 2}, s.Stats())
+
+	failing.Store(false)
+	require.Eventually(t, func() bool { return s.Stats().Pending == 4 }, 10*time.Second, time.Millisecond, "the retried write")
+	require.NoError(t, p.Publish(webhookEvent("a", 5)), "spilling goes on once the writes succeed")
+	require.NoError(t, p.(udf.Flusher).Flush())
+	require.Equal(t, Stats{Published: 5, Dropped: 1, Queued: 2, Spilled: 3, Pending: 5}, s.Stats())
 }

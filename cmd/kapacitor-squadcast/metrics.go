@@ -117,7 +117,7 @@ func (m *metrics) watch(connections func() int, sender *squadcast.Sender) {
 		}, func() float64 { return float64(sender.Stats().Spilled) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "events_dropped_total",
-			Help: "Events that could not be queued (payload error, shutting down): lost.",
+			Help: "Events that could not be queued (payload error, shutting down, memory queue full while the outbox cannot be written): lost.",
 		}, func() float64 { return float64(sender.Stats().Dropped) }),
 	)
 }
