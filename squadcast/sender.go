@@ -40,12 +40,12 @@ var (
 // New loads them and delivers them first. At most Config.QueueSize events
 // are held in memory; beyond that, new events are kept in the outbox only
 // (spilled), and loaded from it, oldest first, as room frees up (see
-// spill.go). Events of one incident (same webhook URL and alert id) are delivered one at a time, in the order they
-// were published; different incidents in parallel by Config.Workers
-// workers, taking turns. Failed attempts are retried with backoff until
-// they succeed, fail permanently or reach Config.MaxAge: then the event
-// becomes a dead letter, kept in the outbox, and the incident's later
-// events go on.
+// spill.go). Events of one incident (same webhook URL and alert id) are
+// delivered one at a time, in the order they were published; different
+// incidents in parallel by Config.Workers workers, taking turns. Failed
+// attempts are retried with backoff until they succeed, fail permanently
+// or reach Config.MaxAge: then the event becomes a dead letter, kept in
+// the outbox, and the incident's later events go on.
 type Sender struct {
 	cfg       Config
 	log       *zap.Logger
@@ -606,13 +606,13 @@ func (s *Sender) Stats() Stats {
 	queued, spilled := s.queued, s.spilled
 	s.mu.Unlock()
 	return Stats{
-		Spilled:      spilled,
 		Published:    s.published.Load(),
 		Delivered:    s.delivered.Load(),
 		Retried:      s.retried.Load(),
 		DeadLettered: s.deadLettered.Load(),
 		Dropped:      s.dropped.Load(),
 		Queued:       queued,
+		Spilled:      spilled,
 		Pending:      int(s.stored.Load()),
 	}
 }
