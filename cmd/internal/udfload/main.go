@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c config
 	fs := flag.NewFlagSet("udfload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.rounds, "rounds", 5, "rounds of each throughput comparison (the median of each side counts)")
+	fs.IntVar(&c.rounds, "rounds", 5, "rounds of each throughput comparison (each side's median is shown; the ratio is the median of the round-by-round ratios)")
 	fs.IntVar(&c.points, "points", 200000, "points per round over the socket")
 	fs.IntVar(&c.kapPoints, "kapacitord-points", 150000, "points per round through kapacitord")
 	fs.IntVar(&c.memGroups, "memory-groups", 1000000, "distinct alerting groups of the memory run (0 skips it)")
@@ -279,7 +279,7 @@ func socketIngest(c config, t *table, e *endpoint, d *stack.Daemon, drop *dropPr
 		logf(stderr, "socket ingest: drop UDF %v; daemon %v", base, ours)
 		ratio := ours.ratio(base)
 		r := row{
-			Measure:  fmt.Sprintf("Ingest over the socket (3 exprs, 1000 groups, 1 change/%d points), median of %d", run.every, c.rounds),
+			Measure:  fmt.Sprintf("Ingest over the socket (3 exprs, 1000 groups, 1 change/%d points), %d rounds", run.every, c.rounds),
 			Result:   kps(ours.median()),
 			Baseline: "drop UDF (agent library) " + kps(base.median()),
 			Ratio:    fmt.Sprintf("%.2f", ratio),
@@ -287,7 +287,7 @@ func socketIngest(c config, t *table, e *endpoint, d *stack.Daemon, drop *dropPr
 			Verdict:  check(ratio >= 0.90),
 		}
 		if !run.target {
-			r.Measure = fmt.Sprintf("Ingest over the socket (3 exprs, 1000 groups, no state change), median of %d", c.rounds)
+			r.Measure = fmt.Sprintf("Ingest over the socket (3 exprs, 1000 groups, no state change), %d rounds", c.rounds)
 			r.Target, r.Verdict = "(for comparison)", ""
 		}
 		t.add(r)
@@ -400,7 +400,7 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 		logf(stderr, "kapacitord ingest: drop UDF %v; daemon %v", dropR, sqR)
 		ratio := sqR.ratio(dropR)
 		r := row{
-			Measure:  fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, 1 change/%d points), median of %d", every, c.rounds),
+			Measure:  fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, 1 change/%d points), %d rounds", every, c.rounds),
 			Result:   kps(sqR.median()),
 			Baseline: "task with the drop UDF " + kps(dropR.median()),
 			Ratio:    fmt.Sprintf("%.2f", ratio),
@@ -408,7 +408,7 @@ func throughKapacitord(ctx context.Context, c config, t *table, e *endpoint, d, 
 			Verdict:  check(ratio >= 0.95),
 		}
 		if every == 0 {
-			r.Measure = fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, no state change), median of %d", c.rounds)
+			r.Measure = fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, no state change), %d rounds", c.rounds)
 			r.Target, r.Verdict = "(for comparison)", ""
 		}
 		t.add(r)
