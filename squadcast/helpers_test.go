@@ -3,6 +3,7 @@ package squadcast
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
 // fastHooks run on the real clock, make every retry wait a microsecond and
@@ -256,4 +259,42 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// perIncident groups "incident/n" ids by incident, keeping their order.
+func perIncident(ids []string) map[string][]string {
+	per := map[string][]string{}
+	for _, id := range ids {
+		inc, n, _ := strings.Cut(id, "/")
+		per[inc] = append(per[inc], n)
+	}
+	return per
+}
+
+func counting(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}
+
+// pendingAfterCrash runs a Sender on dir against h (which must hold its
+// attempts), publishes n events for each of ids in turn (id/0 of each,
+// then id/1...), flushes them, waits until the first attempt arrives, and
+// kills the Sender: all of them are left pending in dir.
+func pendingAfterCrash(t *testing.T, h *holdServer, dir string, n int, ids ...string) *Sender {
+	t.Helper()
+	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	for i := range n {
+		for _, id := range ids {
+			require.NoError(t, p.Publish(webhookEvent(id, i)))
+		}
+	}
+	require.NoError(t, p.(udf.Flusher).Flush())
+	<-h.arrived
+	kill(s)
+	return s
 }

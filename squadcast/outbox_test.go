@@ -78,17 +78,7 @@ func holdConfig(h *holdServer, dir string, workers int) Config {
 func TestCrashBeforeDelivery(t *testing.T) {
 	h := newHoldServer(t)
 	dir := t.TempDir()
-	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
-	p, err := s.Open(udf.Destination{})
-	require.NoError(t, err)
-	for n := range 5 {
-		for _, id := range []string{"a", "b", "c"} {
-			require.NoError(t, p.Publish(webhookEvent(id, n)))
-		}
-	}
-	require.NoError(t, p.(udf.Flusher).Flush())
-	<-h.arrived // a/0 in flight
-	kill(s)
+	s := pendingAfterCrash(t, h, dir, 5, "a", "b", "c") // a/0 was in flight
 	require.Zero(t, s.Stats().Delivered)
 
 	o, err := OpenOutbox(OutboxPath(dir), true)
@@ -110,13 +100,9 @@ func TestCrashBeforeDelivery(t *testing.T) {
 	require.Equal(t, int64(15), loaded[0].ContextMap()["pending"])
 	closeAndWait(t, s2)
 	require.Equal(t, Stats{Delivered: 15}, s2.Stats())
-	per := map[string][]string{}
-	for _, id := range h.got() {
-		inc, n, _ := strings.Cut(id, "/")
-		per[inc] = append(per[inc], n)
-	}
+	per := perIncident(h.got())
 	for _, id := range []string{"a", "b", "c"} {
-		require.Equal(t, []string{"0", "1", "2", "3", "4"}, per[id], "incident %s in order", id)
+		require.Equal(t, counting(5), per[id], "incident %s in order", id)
 	}
 	o, err = OpenOutbox(OutboxPath(dir), true)
 	require.NoError(t, err)

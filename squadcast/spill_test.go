@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,24 +14,6 @@ import (
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
-
-// perIncident groups "incident/n" ids by incident, keeping their order.
-func perIncident(ids []string) map[string][]string {
-	per := map[string][]string{}
-	for _, id := range ids {
-		inc, n, _ := strings.Cut(id, "/")
-		per[inc] = append(per[inc], n)
-	}
-	return per
-}
-
-func counting(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = strconv.Itoa(i)
-	}
-	return out
-}
 
 // TestSpillWhenQueueFull: with QueueSize events in memory, Publish still
 // takes every event (none is dropped); the others wait in the outbox only,
@@ -88,17 +68,7 @@ func TestSpillWhenQueueFull(t *testing.T) {
 func TestSpilledSurviveRestart(t *testing.T) {
 	h := newHoldServer(t)
 	dir := t.TempDir()
-	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
-	p, err := s.Open(udf.Destination{})
-	require.NoError(t, err)
-	for n := range 6 {
-		for _, id := range []string{"a", "b", "c"} {
-			require.NoError(t, p.Publish(webhookEvent(id, n)))
-		}
-	}
-	require.NoError(t, p.(udf.Flusher).Flush())
-	<-h.arrived // a/0 in flight
-	kill(s)
+	pendingAfterCrash(t, h, dir, 6, "a", "b", "c")
 
 	cfg := holdConfig(h, dir, 2)
 	cfg.QueueSize = 4
@@ -184,14 +154,7 @@ func TestSpillOnAndOff(t *testing.T) {
 func TestSpilledCorruptRecord(t *testing.T) {
 	h := newHoldServer(t)
 	dir := t.TempDir()
-	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
-	p, err := s.Open(udf.Destination{})
-	require.NoError(t, err)
-	for n := range 4 {
-		require.NoError(t, p.Publish(webhookEvent("a", n)))
-	}
-	require.NoError(t, p.(udf.Flusher).Flush())
-	kill(s)
+	pendingAfterCrash(t, h, dir, 4, "a")
 	db, err := bolt.Open(OutboxPath(dir), 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPending).Put(seqKey(3), []byte(`{"v":1,"endpoint":`)) }))
