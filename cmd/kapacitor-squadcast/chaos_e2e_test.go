@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +35,13 @@ import (
 // half is written. Every reference event must arrive at the daemon's
 // stand-in, first deliveries in the reference's order per incident, and the
 // last event of every incident must be the reference's last (a repeat of an
-// already delivered event after the crash is allowed).
+// already delivered event after the crash is allowed). The daemon holds
+// only chaosQueue events in memory, so that most of the backlog waits in
+// the outbox only (spilled), across the crash too.
 func TestE2EChaos(t *testing.T) {
 	const (
 		chaosFailures = 200
+		chaosQueue    = 40
 		daemonPath    = "/v1/incidents/kapacitor/CHAOSKEY"
 		refPath       = "/reference"
 		builtinPath   = "/builtin"
@@ -64,7 +69,7 @@ func TestE2EChaos(t *testing.T) {
 		URL:     chaos.URL + daemonPath,
 		// Keep backoffs short, so that the test does not wait minutes
 		// between attempts once the 503s are over.
-		Args: []string{"--retry-max-wait", "2s"},
+		Args: []string{"--retry-max-wait", "2s", "--queue-size", strconv.Itoa(chaosQueue)},
 	}
 	first, err := stack.StartDaemon(daemonCfg)
 	require.NoError(t, err)
@@ -159,7 +164,16 @@ func TestE2EChaos(t *testing.T) {
 		return tk.Executing && tk.Error == ""
 	})
 	require.NoError(t, err)
-	assert.Contains(t, daemon.Output(), "loaded the outbox", "the restarted daemon resumes the outbox")
+	loaded := e2eLineWith(daemon.Output(), "loaded the outbox")
+	m := regexp.MustCompile(`"pending":(\d+),"pending_left_on_disk":(\d+)`).FindStringSubmatch(loaded)
+	require.NotNil(t, m, "the restarted daemon resumes the outbox: %s", loaded)
+	pending, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	onDisk, err := strconv.Atoi(m[2])
+	require.NoError(t, err)
+	t.Logf("the restarted daemon found %d events pending, %d of them left on disk until the memory queue (%d) has room", pending, onDisk, chaosQueue)
+	require.Equal(t, max(pending-chaosQueue, 0), onDisk)
+	require.Positive(t, onDisk, "the backlog is larger than the memory queue, or spilling is not tested")
 
 	for i, body := range stack.Batches(lines[half:], 500) {
 		require.NoError(t, k.Write("telegraf", "autogen", body), "writing batch %d", i)

@@ -36,6 +36,7 @@ type serveConfig struct {
 	url             string
 	format          string
 	workers         int
+	queueSize       int
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -66,6 +67,7 @@ func defaultServeConfig() serveConfig {
 		socketMode:      0o660,
 		format:          squadcast.FormatKapacitor,
 		workers:         squadcast.DefaultWorkers,
+		queueSize:       squadcast.DefaultQueueSize,
 		logLevel:        "info",
 		logFormat:       "json",
 		shutdownTimeout: 10 * time.Second,
@@ -88,6 +90,7 @@ func (c *serveConfig) defineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", c.url, "Squadcast webhook `URL` of the default endpoint (default $"+webhookEnv+"); it holds a secret key: prefer the environment or the config file")
 	fs.StringVar(&c.format, "format", c.format, "payload `format` of the default endpoint: kapacitor or incident-webhook")
 	fs.IntVar(&c.workers, "workers", c.workers, "delivery workers: incidents delivered in parallel")
+	fs.IntVar(&c.queueSize, "queue-size", c.queueSize, "events held in memory for delivery; more wait in the outbox on disk, and are read back as these are delivered")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log `format`: json or console")
 	fs.StringVar(&c.kapacitorURL, "kapacitor-url", c.kapacitorURL, "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up (default off)")
@@ -154,6 +157,7 @@ type fileConfig struct {
 	SocketGroup     *string        `toml:"socket-group"`
 	DataDir         *string        `toml:"data-dir"`
 	Workers         *int           `toml:"workers"`
+	QueueSize       *int           `toml:"queue-size"`
 	LogLevel        *string        `toml:"log-level"`
 	LogFormat       *string        `toml:"log-format"`
 	ShutdownTimeout *duration      `toml:"shutdown-timeout"`
@@ -319,6 +323,12 @@ func (fc *fileConfig) apply(c *serveConfig) error {
 		}
 		c.workers = *fc.Workers
 	}
+	if fc.QueueSize != nil {
+		if err := checkQueueSize(*fc.QueueSize); err != nil {
+			return fmt.Errorf("queue-size: %w", err)
+		}
+		c.queueSize = *fc.QueueSize
+	}
 	seen := map[string]bool{}
 	for i, fe := range fc.Endpoints {
 		e, err := fe.endpoint(i)
@@ -419,6 +429,13 @@ func readURLFile(path string) (string, error) {
 // flags (prefixed with the flag).
 
 func checkWorkers(n int) error {
+	if n < 1 {
+		return fmt.Errorf("must be at least 1, got %d", n)
+	}
+	return nil
+}
+
+func checkQueueSize(n int) error {
 	if n < 1 {
 		return fmt.Errorf("must be at least 1, got %d", n)
 	}
@@ -582,6 +599,9 @@ func (c *serveConfig) validate() error {
 func (c *serveConfig) validateSettings() error {
 	if err := checkWorkers(c.workers); err != nil {
 		return fmt.Errorf("--workers %w", err)
+	}
+	if err := checkQueueSize(c.queueSize); err != nil {
+		return fmt.Errorf("--queue-size %w", err)
 	}
 	if c.kapacitorURL != "" {
 		if err := checkKapacitorURL(c.kapacitorURL); err != nil {

@@ -39,6 +39,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"duplicate key", "workers = 2\nworkers = 3", `'workers' has already been defined`},
 		{"workers type", `workers = "8"`, `workers: incompatible types`},
 		{"workers zero", `workers = 0`, `workers: must be at least 1, got 0`},
+		{"queue-size zero", `queue-size = 0`, `queue-size: must be at least 1, got 0`},
 		{"empty socket", `socket = ""`, `socket: is empty`},
 		{"empty data-dir", `data-dir = ""`, `data-dir: is empty`},
 		{"socket-mode integer", `socket-mode = 660`, `socket-mode: write the mode as a string in octal`},
@@ -102,6 +103,7 @@ socket-mode = "0600"
 socket-group = "%d"
 data-dir = "/var/lib/x"
 workers = 3
+queue-size = 5000
 log-level = "debug"
 log-format = "console"
 shutdown-timeout = "3s"
@@ -135,6 +137,7 @@ memory-limit = "256MiB"
 	assert.Equal(t, fmt.Sprint(os.Getgid()), c.socketGroup)
 	assert.Equal(t, "/var/lib/x", c.dataDir)
 	assert.Equal(t, 3, c.workers)
+	assert.Equal(t, 5000, c.queueSize)
 	assert.Equal(t, "debug", c.logLevel)
 	assert.Equal(t, "console", c.logFormat)
 	assert.Equal(t, 3*time.Second, c.shutdownTimeout)

@@ -83,7 +83,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		m = newMetrics(c.endpointNames())
 	}
 
-	cfg := squadcast.Config{Workers: c.workers, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge,
+	cfg := squadcast.Config{Workers: c.workers, QueueSize: c.queueSize, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge,
 		Endpoints: c.endpointList()}
 	if m != nil {
 		cfg.Observer = m
@@ -139,7 +139,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 			served <- err
 		}()
 	}
-	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.String("batch_socket", c.batchSocket), zap.Int("workers", c.workers),
+	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.String("batch_socket", c.batchSocket), zap.Int("workers", c.workers), zap.Int("queue_size", c.queueSize),
 		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile), zap.String("memory_limit", memoryLimit))
 	var httpSrv *http.Server
 	if m != nil {

@@ -91,6 +91,7 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"--data-dir", dir}, 1, "--socket is required"},
 		{[]string{"--socket", filepath.Join(dir, "s")}, 1, "--data-dir is required"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--workers", "0"}, 1, "--workers must be at least 1"},
+		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--queue-size", "-5"}, 1, "--queue-size must be at least 1, got -5"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--log-format", "xml"}, 2, "--log-format"},
 		{[]string{"--socket", filepath.Join(dir, "s"), "--data-dir", dir, "--url", "ftp://h/SECRETKEY"}, 1, "scheme"},
