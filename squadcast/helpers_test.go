@@ -298,3 +298,24 @@ func pendingAfterCrash(t *testing.T, h *holdServer, dir string, n int, ids ...st
 	kill(s)
 	return s
 }
+
+// publishConcurrently runs publish for n publishers of s at once, each on
+// its own goroutine with its own publisher (g is its number), and waits
+// for them all.
+func publishConcurrently(t *testing.T, s *Sender, n int, publish func(g int, p udf.Publisher)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := s.Open(udf.Destination{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			publish(g, p)
+		}()
+	}
+	wg.Wait()
+}

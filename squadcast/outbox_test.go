@@ -244,29 +244,18 @@ func TestConcurrentFlush(t *testing.T) {
 	h := newHoldServer(t)
 	dir := t.TempDir()
 	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
-	var wg sync.WaitGroup
-	for g := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := s.Open(udf.Destination{})
-			if err != nil {
+	publishConcurrently(t, s, publishers, func(g int, p udf.Publisher) {
+		for n := range perPub {
+			if err := p.Publish(webhookEvent(fmt.Sprintf("p%d", g), n)); err != nil {
 				t.Error(err)
-				return
 			}
-			for n := range perPub {
-				if err := p.Publish(webhookEvent(fmt.Sprintf("p%d", g), n)); err != nil {
+			if n%flushEvery == flushEvery-1 {
+				if err := p.(udf.Flusher).Flush(); err != nil {
 					t.Error(err)
 				}
-				if n%flushEvery == flushEvery-1 {
-					if err := p.(udf.Flusher).Flush(); err != nil {
-						t.Error(err)
-					}
-				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	commits := s.commits.Load()
 	kill(s)
 	t.Logf("%d events in %d transactions", publishers*perPub, commits)

@@ -77,31 +77,20 @@ func TestPerIncidentOrdering(t *testing.T) {
 		Workers:   8,
 	})
 
-	var wg sync.WaitGroup
-	for g := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := s.Open(udf.Destination{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			// This goroutine owns incidents g, g+publishers, ...; it interleaves them.
-			for seq := range perInc {
-				for inc := g; inc < incidents; inc += publishers {
-					ev := udf.Event{ID: fmt.Sprintf("inc-%02d", inc), Message: "m", Details: strconv.Itoa(seq), Level: udf.Critical}
-					if seq == perInc-1 {
-						ev.Level = udf.OK
-					}
-					if err := p.Publish(ev); err != nil {
-						t.Error(err)
-					}
+	publishConcurrently(t, s, publishers, func(g int, p udf.Publisher) {
+		// Publisher g owns incidents g, g+publishers, ...; it interleaves them.
+		for seq := range perInc {
+			for inc := g; inc < incidents; inc += publishers {
+				ev := udf.Event{ID: fmt.Sprintf("inc-%02d", inc), Message: "m", Details: strconv.Itoa(seq), Level: udf.Critical}
+				if seq == perInc-1 {
+					ev.Level = udf.OK
+				}
+				if err := p.Publish(ev); err != nil {
+					t.Error(err)
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	closeAndWait(t, s)
 
 	mu.Lock()

@@ -39,17 +39,9 @@ func InfluxdBinary() (string, error) {
 // Influxd is a running InfluxDB 1.x server on loopback, with its data in a
 // temporary directory, for batch tasks to query.
 type Influxd struct {
-	// URL is its HTTP API's base URL, http://127.0.0.1:PORT.
-	URL string
-	// Dir holds influxd.conf, the data and the log.
-	Dir string
-
-	cmd     *exec.Cmd
-	out     *os.File
-	done    chan struct{}
-	waitErr error
-	ownsDir bool
-	client  *http.Client
+	// process has URL, its HTTP API's base URL, and Dir, which holds
+	// influxd.conf, the data and the log.
+	*process
 }
 
 // StartInfluxd starts binary (see InfluxdBinary) with a config that keeps
@@ -57,33 +49,18 @@ type Influxd struct {
 // is empty) and listens on loopback only, and waits until GET /ping answers
 // 204. The port is picked free; a clash is retried.
 func StartInfluxd(binary, dir string) (*Influxd, error) {
-	var lastErr error
-	for range 3 {
-		d, err := startInfluxd(binary, dir)
-		if err == nil {
-			return d, nil
-		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryBusyPort(func() (*Influxd, error) { return startInfluxd(binary, dir) })
 }
 
 func startInfluxd(binary, dir string) (_ *Influxd, err error) {
-	d := &Influxd{Dir: dir, done: make(chan struct{}), client: &http.Client{Timeout: 30 * time.Second}}
-	if d.Dir == "" {
-		if d.Dir, err = os.MkdirTemp("", "influxd-"); err != nil {
-			return nil, fmt.Errorf("creating influxd's directory: %w", err)
-		}
-		d.ownsDir = true
-	} else if err := os.MkdirAll(d.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating influxd's directory: %w", err)
+	p, err := newProcess("influxd", dir)
+	if err != nil {
+		return nil, err
 	}
+	d := &Influxd{p}
 	defer func() {
-		if err != nil && d.ownsDir {
-			os.RemoveAll(d.Dir)
+		if err != nil {
+			d.removeOwnDir()
 		}
 	}()
 	httpPort, err := freePort()
@@ -130,27 +107,10 @@ bind-address = %s
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("writing influxd's config: %w", err)
 	}
-	if d.out, err = os.Create(filepath.Join(d.Dir, "influxd.log")); err != nil {
-		return nil, fmt.Errorf("creating influxd's log: %w", err)
-	}
-	d.cmd = exec.Command(binary, "run", "-config", confPath)
-	d.cmd.Dir = d.Dir
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	// Keep InfluxDB's own environment overrides (INFLUXDB_*) out of it.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "INFLUXDB_") {
-			d.cmd.Env = append(d.cmd.Env, kv)
-		}
+	if err := d.start(binary, []string{"run", "-config", confPath}, "influxd.log", "INFLUXDB_"); err != nil {
+		return nil, err
 	}
-	if err := d.cmd.Start(); err != nil {
-		d.out.Close()
-		return nil, fmt.Errorf("starting %s: %w", binary, err)
-	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		d.out.Close()
-		close(d.done)
-	}()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -222,14 +182,3 @@ func (d *Influxd) Write(db, rp, lineProtocol string) error {
 	}
 	return nil
 }
-
-// Stop ends influxd (SIGTERM, then SIGKILL after 10s) and removes its
-// directory if StartInfluxd created it. It is safe to call more than once.
-func (d *Influxd) Stop() {
-	d.stop()
-	if d.ownsDir {
-		os.RemoveAll(d.Dir)
-	}
-}
-
-func (d *Influxd) stop() { terminate(d.cmd, d.done) }

@@ -64,19 +64,11 @@ type KapacitordConfig struct {
 
 // Kapacitord is a running kapacitord.
 type Kapacitord struct {
-	// URL is its HTTP API's base URL, http://127.0.0.1:PORT.
-	URL string
-	// Dir holds kapacitord.conf, data and logs.
-	Dir string
+	// process has URL, its HTTP API's base URL, and Dir, which holds
+	// kapacitord.conf, data and logs.
+	*process
 	// LogPath is the file kapacitord logs to.
 	LogPath string
-
-	cmd     *exec.Cmd
-	out     *os.File // kapacitord's own stdout and stderr
-	done    chan struct{}
-	waitErr error
-	ownsDir bool
-	client  *http.Client
 }
 
 // DBRP is a database and retention policy a task reads from.
@@ -152,33 +144,18 @@ func StartKapacitord(cfg KapacitordConfig) (*Kapacitord, error) {
 		cfg.StartTimeout = 60 * time.Second
 	}
 
-	// The port is picked by listening and closing, so another process may
-	// take it before kapacitord binds it: retry a few times in that case.
-	var lastErr error
-	for range 3 {
-		k, err := startKapacitord(cfg)
-		if err == nil {
-			return k, nil
-		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-	}
-	return nil, lastErr
+	return retryBusyPort(func() (*Kapacitord, error) { return startKapacitord(cfg) })
 }
 
 func startKapacitord(cfg KapacitordConfig) (_ *Kapacitord, err error) {
-	k := &Kapacitord{Dir: cfg.Dir, done: make(chan struct{}), client: &http.Client{Timeout: 30 * time.Second}}
-	if k.Dir == "" {
-		if k.Dir, err = os.MkdirTemp("", "kapacitord-"); err != nil {
-			return nil, fmt.Errorf("creating kapacitord's directory: %w", err)
-		}
-		k.ownsDir = true
+	p, err := newProcess("kapacitord", cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
+	k := &Kapacitord{process: p}
 	defer func() {
-		if err != nil && k.ownsDir {
-			os.RemoveAll(k.Dir)
+		if err != nil {
+			k.removeOwnDir()
 		}
 	}()
 
@@ -195,28 +172,10 @@ func startKapacitord(cfg KapacitordConfig) (_ *Kapacitord, err error) {
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("writing kapacitord's config: %w", err)
 	}
-	if k.out, err = os.Create(filepath.Join(k.Dir, "kapacitord.out")); err != nil {
-		return nil, fmt.Errorf("creating kapacitord's output file: %w", err)
-	}
-
-	k.cmd = exec.Command(cfg.Binary, "-config", confPath)
-	k.cmd.Dir = k.Dir
-	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
 	// Keep kapacitord's own environment overrides (KAPACITOR_*) out of it.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KAPACITOR_") {
-			k.cmd.Env = append(k.cmd.Env, kv)
-		}
+	if err := k.start(cfg.Binary, []string{"-config", confPath}, "kapacitord.out", "KAPACITOR_"); err != nil {
+		return nil, err
 	}
-	if err := k.cmd.Start(); err != nil {
-		k.out.Close()
-		return nil, fmt.Errorf("starting %s: %w", cfg.Binary, err)
-	}
-	go func() {
-		k.waitErr = k.cmd.Wait()
-		k.out.Close()
-		close(k.done)
-	}()
 
 	if err := k.waitReady(cfg); err != nil {
 		k.stop()
@@ -313,27 +272,6 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
-
-// Alive reports whether the kapacitord process is still running.
-func (k *Kapacitord) Alive() bool {
-	select {
-	case <-k.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// Stop ends kapacitord (SIGTERM, then SIGKILL after 10s) and removes its
-// directory if StartKapacitord created it. It is safe to call more than once.
-func (k *Kapacitord) Stop() {
-	k.stop()
-	if k.ownsDir {
-		os.RemoveAll(k.Dir)
-	}
-}
-
-func (k *Kapacitord) stop() { terminate(k.cmd, k.done) }
 
 // terminate ends a process started by cmd, whose waiter closes done:
 // SIGTERM, then SIGKILL after 10s. It returns at once if the process never
