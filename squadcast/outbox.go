@@ -349,33 +349,22 @@ func (o *Outbox) loadPending(limit int) (evs []storedEvent, total, dead int, nex
 		if b := tx.Bucket(bucketDead); b != nil {
 			dead = b.Stats().KeyN
 		}
-		b := tx.Bucket(bucketPending)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			total++
-			if len(evs) == limit {
-				if next == 0 {
-					next, _ = keySeq(k)
-				}
-				continue
-			}
-			ev, err := o.decodeStored(k, v)
-			if err != nil {
-				return err
-			}
-			evs = append(evs, ev)
+		if b := tx.Bucket(bucketPending); b != nil {
+			total = b.Stats().KeyN
 		}
 		return nil
 	})
 	if err != nil {
-		var re *RecordError
-		if errors.As(err, &re) {
-			return nil, 0, 0, 0, err
-		}
 		return nil, 0, 0, 0, fmt.Errorf("load outbox %s: %w", o.path, err)
+	}
+	evs, next, bad, badErr, err := o.loadPendingFrom(0, limit)
+	switch {
+	case err != nil:
+		return nil, 0, 0, 0, err
+	case bad > 0:
+		return nil, 0, 0, 0, badErr
+	case len(evs) == total:
+		next = 0
 	}
 	return evs, total, dead, next, nil
 }
@@ -383,7 +372,7 @@ func (o *Outbox) loadPending(limit int) (evs []storedEvent, total, dead int, nex
 // loadPendingFrom reads up to n pending events whose sequence numbers are
 // from on, oldest first, and returns the sequence number after the last
 // one it read (or from, when there was none). A record it cannot decode is
-// not returned but counted in bad, with its error in badErr (the last).
+// not returned but counted in bad, with the first one's error in badErr.
 func (o *Outbox) loadPendingFrom(from uint64, n int) (evs []storedEvent, next uint64, bad int, badErr error, err error) {
 	next = from
 	err = o.view(func(tx *bolt.Tx) error {
@@ -398,8 +387,10 @@ func (o *Outbox) loadPendingFrom(from uint64, n int) (evs []storedEvent, next ui
 				next = seq + 1
 			}
 			if err != nil {
+				if bad == 0 {
+					badErr = err
+				}
 				bad++
-				badErr = err
 				continue
 			}
 			evs = append(evs, ev)
