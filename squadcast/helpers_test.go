@@ -2,6 +2,7 @@ package squadcast
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -318,4 +319,15 @@ func publishConcurrently(t *testing.T, s *Sender, n int, publish func(g int, p u
 		}()
 	}
 	wg.Wait()
+}
+
+// failCommitsWhile makes the outbox transactions of a Sender started with
+// hk fail, with "injected disk failure", whenever fail returns true.
+func failCommitsWhile(hk *hooks, fail func() bool) {
+	hk.beforeCommit = func() error {
+		if fail() {
+			return errors.New("injected disk failure")
+		}
+		return nil
+	}
 }

@@ -3,7 +3,6 @@ package squadcast
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -102,12 +101,7 @@ func TestReady(t *testing.T) {
 	fh := &fastHooks{}
 	hk := fh.hooks()
 	var failing atomic.Bool
-	hk.beforeCommit = func() error {
-		if failing.Load() {
-			return errors.New("injected disk failure")
-		}
-		return nil
-	}
+	failCommitsWhile(&hk, failing.Load)
 	s := startSender(t, cfg, hk)
 	require.NoError(t, s.Ready())
 

@@ -208,12 +208,7 @@ func TestFlushReportsWriteFailure(t *testing.T) {
 	hk := fh.hooks()
 	var fails atomic.Int32
 	fails.Store(1)
-	hk.beforeCommit = func() error {
-		if fails.Add(-1) >= 0 {
-			return errors.New("injected disk failure")
-		}
-		return nil
-	}
+	failCommitsWhile(&hk, func() bool { return fails.Add(-1) >= 0 })
 	s := startSender(t, cfg, hk)
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package squadcast
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -184,12 +183,7 @@ func TestSpillBoundedWhenWritesFail(t *testing.T) {
 	hk := (&fastHooks{}).hooks()
 	var failing atomic.Bool
 	failing.Store(true)
-	hk.beforeCommit = func() error {
-		if failing.Load() {
-			return errors.New("injected disk failure")
-		}
-		return nil
-	}
+	failCommitsWhile(&hk, failing.Load)
 	s := startSender(t, cfg, hk)
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package squadcast
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -81,12 +80,7 @@ func TestFlushStateFailure(t *testing.T) {
 	cfg, _ := testConfig(t, holdConfig(h, t.TempDir(), 1))
 	hk := (&fastHooks{}).hooks()
 	var fails atomic.Int32
-	hk.beforeCommit = func() error {
-		if fails.Add(-1) >= 0 {
-			return errors.New("injected disk failure")
-		}
-		return nil
-	}
+	failCommitsWhile(&hk, func() bool { return fails.Add(-1) >= 0 })
 	s := startSender(t, cfg, hk)
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
