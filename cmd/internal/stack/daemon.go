@@ -178,14 +178,7 @@ func isSocket(path string) bool {
 func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
 
 // Alive reports whether the daemon process is still running.
-func (d *Daemon) Alive() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+func (d *Daemon) Alive() bool { return running(d.done) }
 
 // Done is closed when the daemon process has exited.
 func (d *Daemon) Done() <-chan struct{} { return d.done }

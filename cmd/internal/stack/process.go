@@ -79,9 +79,12 @@ func (p *process) removeOwnDir() {
 }
 
 // Alive reports whether the process is still running.
-func (p *process) Alive() bool {
+func (p *process) Alive() bool { return running(p.done) }
+
+// running reports whether done, closed when a process has exited, is open.
+func running(done <-chan struct{}) bool {
 	select {
-	case <-p.done:
+	case <-done:
 		return false
 	default:
 		return true
