@@ -31,7 +31,7 @@ Usage:
   kapacitor-squadcast serve --config FILE [flags]
   kapacitor-squadcast check-config --config FILE
   kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
-  kapacitor-squadcast outbox list|retry|drop --data-dir DIR [SEQ...]
+  kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
   kapacitor-squadcast version
 
 Run 'kapacitor-squadcast COMMAND --help' for the flags of a command.
