@@ -46,18 +46,16 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 // checkConfig loads and validates a config file as serve would.
-func checkConfig(path string) (serveConfig, error) {
-	c := defaultServeConfig()
-	c.configFile = path
-	if err := loadConfigFile(path, &c); err != nil {
+func checkConfig(path string) (Config, error) {
+	c, err := LoadFile(path)
+	if err != nil {
 		return c, err
 	}
-	c.applyEnv()
 	if err := c.validateSettings(); err != nil {
 		return c, err
 	}
 	// What the sender itself checks (formats, headers, URLs, rate limits).
-	for _, e := range c.endpointList() {
+	for _, e := range c.senderEndpoints() {
 		if err := e.Validate(); err != nil {
 			return c, err
 		}
@@ -66,26 +64,26 @@ func checkConfig(path string) (serveConfig, error) {
 }
 
 // summary describes the configuration in a few lines, without secrets.
-func (c *serveConfig) summary() []string {
+func (c *Config) summary() []string {
 	or := func(v, def string) string {
 		if v == "" {
 			return def
 		}
 		return v
 	}
-	group := or(c.socketGroup, "the daemon's")
+	group := or(c.SocketGroup, "the daemon's")
 	lines := []string{
-		fmt.Sprintf("socket: %s (mode %s, group %s)", or(c.socket, "not set: give --socket"), c.socketMode.String(), group),
-		fmt.Sprintf("data-dir: %s", or(c.dataDir, "not set: give --data-dir")),
-		fmt.Sprintf("listen: %s", or(c.listen, "off")),
+		fmt.Sprintf("socket: %s (mode %s, group %s)", or(c.Socket, "not set: give --socket"), c.SocketMode.String(), group),
+		fmt.Sprintf("data-dir: %s", or(c.DataDir, "not set: give --data-dir")),
+		fmt.Sprintf("listen: %s", or(c.Listen, "off")),
 	}
-	eps := c.endpointList()
+	eps := c.senderEndpoints()
 	if len(eps) == 0 {
 		lines = append(lines, "endpoints: none (tasks must give .url())")
 	}
 	for _, e := range eps {
 		src := ""
-		if e.Name == "default" && c.urlFromEnv {
+		if e.Name == squadcast.DefaultEndpoint && c.URLFromEnv {
 			src = ", URL from $" + webhookEnv
 		}
 		lines = append(lines, fmt.Sprintf("endpoint %q: %s, format %s, rate limit %s, %d header(s)%s",

@@ -82,8 +82,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"endpoint rate-limit", ep(good + "\nrate-limit = \"300/d\""), `endpoint "prod": rate-limit: rate limit "300/d": unknown unit "d"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := defaultServeConfig()
-			err := applyConfig(tc.text, &c)
+			c := DefaultConfig()
+			err := c.decode(tc.text)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), cfgSecret)
@@ -127,31 +127,31 @@ memory-limit = "256MiB"
   name = "team"
   url-file = %q
 `, os.Getgid(), cfgSecret, urlFile)
-	c := defaultServeConfig()
-	require.NoError(t, applyConfig(text, &c))
-	assert.Equal(t, "/run/s.sock", c.socket)
-	assert.Equal(t, "/run/b.sock", c.batchSocket)
-	assert.Equal(t, byteSize(1<<20), c.maxFrameSize)
-	assert.Equal(t, byteSize(256<<20), c.memoryLimit)
-	assert.Equal(t, socketMode(0o600), c.socketMode)
-	assert.Equal(t, fmt.Sprint(os.Getgid()), c.socketGroup)
-	assert.Equal(t, "/var/lib/x", c.dataDir)
-	assert.Equal(t, 3, c.workers)
-	assert.Equal(t, 5000, c.queueSize)
-	assert.Equal(t, "debug", c.logLevel)
-	assert.Equal(t, "console", c.logFormat)
-	assert.Equal(t, 3*time.Second, c.shutdownTimeout)
-	assert.Equal(t, 2*time.Minute, c.retryMaxWait)
-	assert.Equal(t, time.Hour, c.maxAge)
-	assert.Equal(t, "http://localhost:9092", c.kapacitorURL)
-	assert.Equal(t, "sq", c.udfName)
-	assert.Equal(t, "127.0.0.1:9187", c.listen)
+	c := DefaultConfig()
+	require.NoError(t, c.decode(text))
+	assert.Equal(t, "/run/s.sock", c.Socket)
+	assert.Equal(t, "/run/b.sock", c.BatchSocket)
+	assert.Equal(t, byteSize(1<<20), c.MaxFrameSize)
+	assert.Equal(t, byteSize(256<<20), c.MemoryLimit)
+	assert.Equal(t, socketMode(0o600), c.SocketMode)
+	assert.Equal(t, fmt.Sprint(os.Getgid()), c.SocketGroup)
+	assert.Equal(t, "/var/lib/x", c.DataDir)
+	assert.Equal(t, 3, c.Workers)
+	assert.Equal(t, 5000, c.QueueSize)
+	assert.Equal(t, "debug", c.LogLevel)
+	assert.Equal(t, "console", c.LogFormat)
+	assert.Equal(t, 3*time.Second, time.Duration(c.ShutdownTimeout))
+	assert.Equal(t, 2*time.Minute, time.Duration(c.RetryMaxWait))
+	assert.Equal(t, time.Hour, time.Duration(c.MaxAge))
+	assert.Equal(t, "http://localhost:9092", c.KapacitorURL.Reveal())
+	assert.Equal(t, "sq", c.UDFName)
+	assert.Equal(t, "127.0.0.1:9187", c.Listen)
 	assert.Equal(t, []squadcast.Endpoint{
 		{Name: "default", URL: "https://api.squadcast.com/v1/incidents/kapacitor/" + cfgSecret, Format: "incident-webhook",
 			Timeout: 4 * time.Second, RateLimit: squadcast.RateLimit{Events: 15, Per: time.Minute}, Headers: map[string]string{"X-Team": "infra"}},
 		{Name: "team", URL: "https://api.squadcast.com/v2/incidents/api/" + cfgSecret, Format: "kapacitor"},
-	}, c.endpointList())
-	require.NoError(t, c.validate())
+	}, c.senderEndpoints())
+	require.NoError(t, c.Validate())
 }
 
 // TestConfigPrecedence: flags given override the file; flags left out keep
@@ -183,51 +183,52 @@ max-age = "1h"
 		name  string
 		args  []string
 		env   string
-		check func(t *testing.T, c serveConfig)
+		check func(t *testing.T, c Config)
 	}{
-		{"file only", []string{"--config", withDefault}, envURL, func(t *testing.T, c serveConfig) {
-			assert.Equal(t, "/file.sock", c.socket)
-			assert.Equal(t, 3, c.workers)
-			assert.Equal(t, "warn", c.logLevel)
-			assert.Equal(t, time.Hour, c.maxAge)
-			assert.Equal(t, "https://file.example.com/v1/"+cfgSecret, c.url, "the file's default endpoint, not the environment's")
-			assert.Equal(t, "incident-webhook", c.format)
-			assert.Equal(t, "15/m", c.rateLimit.String())
-			assert.Equal(t, 10*time.Second, c.shutdownTimeout, "built-in default")
+		{"file only", []string{"--config", withDefault}, envURL, func(t *testing.T, c Config) {
+			def := c.endpoint("default")
+			assert.Equal(t, "/file.sock", c.Socket)
+			assert.Equal(t, 3, c.Workers)
+			assert.Equal(t, "warn", c.LogLevel)
+			assert.Equal(t, time.Hour, time.Duration(c.MaxAge))
+			assert.Equal(t, "https://file.example.com/v1/"+cfgSecret, def.URL.Reveal(), "the file's default endpoint, not the environment's")
+			assert.Equal(t, "incident-webhook", def.Format)
+			assert.Equal(t, "15/m", def.sender().RateLimit.String())
+			assert.Equal(t, 10*time.Second, time.Duration(c.ShutdownTimeout), "built-in default")
 			assert.Equal(t, []string{"default", "team"}, c.endpointNames())
 		}},
-		{"flags override", []string{"--workers", "5", "--config", withDefault, "--socket", "/flag.sock", "--url", "https://flag.example.com/v1/K", "--format", "kapacitor", "--rate-limit", "none", "--max-age", "2h", "--socket-mode", "0600", "--timeout", "3s"}, "", func(t *testing.T, c serveConfig) {
-			assert.Equal(t, 3*time.Second, c.defaultTimeout)
-			assert.Equal(t, 3*time.Second, c.endpointList()[0].Timeout, "the default endpoint's attempts")
-			assert.Equal(t, "/flag.sock", c.socket)
-			assert.Equal(t, "/file-data", c.dataDir)
-			assert.Equal(t, 5, c.workers, "a flag before --config overrides too")
-			assert.Equal(t, "warn", c.logLevel)
-			assert.Equal(t, 2*time.Hour, c.maxAge)
-			assert.Equal(t, "https://flag.example.com/v1/K", c.url)
-			assert.Equal(t, "kapacitor", c.format)
-			assert.True(t, c.rateLimit.IsZero())
-			assert.Equal(t, socketMode(0o600), c.socketMode)
+		{"flags override", []string{"--workers", "5", "--config", withDefault, "--socket", "/flag.sock", "--url", "https://flag.example.com/v1/K", "--format", "kapacitor", "--rate-limit", "none", "--max-age", "2h", "--socket-mode", "0600", "--timeout", "3s"}, "", func(t *testing.T, c Config) {
+			def := c.endpoint("default")
+			assert.Equal(t, 3*time.Second, time.Duration(def.Timeout))
+			assert.Equal(t, 3*time.Second, c.senderEndpoints()[0].Timeout, "the default endpoint's attempts")
+			assert.Equal(t, "/flag.sock", c.Socket)
+			assert.Equal(t, "/file-data", c.DataDir)
+			assert.Equal(t, 5, c.Workers, "a flag before --config overrides too")
+			assert.Equal(t, "warn", c.LogLevel)
+			assert.Equal(t, 2*time.Hour, time.Duration(c.MaxAge))
+			assert.Equal(t, "https://flag.example.com/v1/K", def.URL.Reveal())
+			assert.Equal(t, "kapacitor", def.Format)
+			assert.True(t, def.sender().RateLimit.IsZero())
+			assert.Equal(t, socketMode(0o600), c.SocketMode)
 			assert.Equal(t, []string{"default", "team"}, c.endpointNames())
 		}},
-		{"environment fills the default endpoint", []string{"--config", noDefault}, envURL, func(t *testing.T, c serveConfig) {
-			assert.Equal(t, envURL, c.url)
-			assert.True(t, c.urlFromEnv)
+		{"environment fills the default endpoint", []string{"--config", noDefault}, envURL, func(t *testing.T, c Config) {
+			assert.Equal(t, envURL, c.endpoint("default").URL.Reveal())
+			assert.True(t, c.URLFromEnv)
 			assert.Equal(t, []string{"default"}, c.endpointNames())
 		}},
-		{"no config, no environment", []string{"--socket", "/s"}, "", func(t *testing.T, c serveConfig) {
-			assert.Equal(t, "", c.url)
+		{"no config, no environment", []string{"--socket", "/s"}, "", func(t *testing.T, c Config) {
+			assert.Equal(t, "", c.endpoint("default").URL.Reveal())
 			assert.Empty(t, c.endpointNames())
-			assert.Equal(t, socketMode(0o660), c.socketMode)
-			assert.Equal(t, 32, c.workers)
+			assert.Equal(t, socketMode(0o660), c.SocketMode)
+			assert.Equal(t, 32, c.Workers)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(webhookEnv, tc.env)
 			var errb bytes.Buffer
-			c, _, ok, err := loadServeConfig("serve", tc.args, &errb, serveUsage)
-			require.NoError(t, err)
-			require.True(t, ok, errb.String())
+			c, err := Load(tc.args, &errb)
+			require.NoError(t, err, errb.String())
 			tc.check(t, c)
 		})
 	}

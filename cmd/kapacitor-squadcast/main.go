@@ -104,19 +104,36 @@ func goVersion() string {
 	return "unknown Go version"
 }
 
-// parseFlags parses a command's flags, printing its usage on -h and errors.
-// It returns false with the exit code when the command must not run.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+// usageError is a bad command line or argument: exit status 2.
+type usageError struct{ error }
+
+// parseArgs parses a command's flags, printing its usage on -h, and errors
+// with the usage. It returns flag.ErrHelp for -h, and a usageError, already
+// printed, for a bad flag or an unexpected argument.
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
+			return err
 		}
-		return 2, false
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments: %v\n", fs.Name(), fs.Args())
+		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	return nil
+}
+
+// parseFlags is parseArgs for commands that only stop on its errors: it
+// returns false, with the exit status, when the command must not run.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	switch err := parseArgs(fs, args, stderr); {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	default:
 		return 2, false
 	}
-	return 0, true
 }

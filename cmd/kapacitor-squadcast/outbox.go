@@ -86,12 +86,12 @@ func outboxCommand(name, argsUsage string, args []string, positional bool, stdou
 		return 2
 	}
 	if dataDir == "" && configFile != "" {
-		fc := defaultServeConfig()
-		if err := loadConfigFile(configFile, &fc); err != nil {
+		fc, err := LoadFile(configFile)
+		if err != nil {
 			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: %v\n", name, err)
 			return 1
 		}
-		if dataDir = fc.dataDir; dataDir == "" {
+		if dataDir = fc.DataDir; dataDir == "" {
 			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: config file %s sets no data-dir: give --data-dir\n", name, configFile)
 			return 2
 		}
@@ -110,9 +110,6 @@ func outboxCommand(name, argsUsage string, args []string, positional bool, stdou
 	}
 	return 0
 }
-
-// usageError is a bad argument: exit code 2.
-type usageError struct{ error }
 
 func outboxList(dataDir string, _ []string, stdout io.Writer) error {
 	o, err := squadcast.OpenOutbox(squadcast.OutboxPath(dataDir), true)

@@ -108,14 +108,11 @@ func (c sendTestConfig) resolveEndpoint() (squadcast.Endpoint, error) {
 		}
 		ep = squadcast.Endpoint{Name: "url", URL: c.url, Format: squadcast.FormatKapacitor}
 	} else {
-		sc := defaultServeConfig()
-		if c.config != "" {
-			if err := loadConfigFile(c.config, &sc); err != nil {
-				return ep, err
-			}
+		sc, err := LoadFile(c.config)
+		if err != nil {
+			return ep, err
 		}
-		sc.applyEnv()
-		eps := sc.endpointList()
+		eps := sc.senderEndpoints()
 		var names []string
 		found := false
 		for _, e := range eps {
@@ -133,8 +130,8 @@ func (c sendTestConfig) resolveEndpoint() (squadcast.Endpoint, error) {
 		}
 	}
 	if c.format != "" {
-		if c.format != squadcast.FormatKapacitor && c.format != squadcast.FormatIncidentWebhook {
-			return ep, fmt.Errorf("--format: %q is unknown (want %q or %q)", c.format, squadcast.FormatKapacitor, squadcast.FormatIncidentWebhook)
+		if err := checkFormat(c.format); err != nil {
+			return ep, fmt.Errorf("--format: %w", err)
 		}
 		ep.Format = c.format
 	}

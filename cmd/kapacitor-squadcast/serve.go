@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -24,14 +25,18 @@ import (
 const serveUsage = "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n       kapacitor-squadcast serve --config FILE [flags]\n"
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	c, code, ok, err := loadServeConfig("serve", args, stderr, serveUsage)
-	if err != nil {
+	c, err := Load(args, stderr)
+	var usage usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2 // printed, with the usage
+	case err != nil:
 		fmt.Fprintf(stderr, "kapacitor-squadcast: %v\n", err)
+		return 1
 	}
-	if !ok {
-		return code
-	}
-	log, err := newLogger(c.logLevel, c.logFormat, stderr)
+	log, err := newLogger(c.LogLevel, c.LogFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "kapacitor-squadcast: %v\n", err)
 		return 2
@@ -47,26 +52,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 // serve runs the daemon until ctx is done, then shuts down in order: stop
 // accepting and remove the socket, end the connections, let pending
 // deliveries finish within the shutdown timeout.
-func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
-	if err := c.validate(); err != nil {
+func serve(ctx context.Context, c Config, log *zap.Logger) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
-	memoryLimit := applyMemoryLimit(c.memoryLimit)
+	memoryLimit := applyMemoryLimit(c.MemoryLimit)
 	var kapURL *url.URL
-	if c.kapacitorURL != "" {
+	if c.KapacitorURL != "" {
 		var err error
-		if kapURL, err = parseKapacitorURL(c.kapacitorURL); err != nil {
+		if kapURL, err = parseKapacitorURL(c.KapacitorURL.Reveal()); err != nil {
 			return err
 		}
 	}
 	gid := -1
-	if c.socketGroup != "" {
+	if c.SocketGroup != "" {
 		var err error
-		if gid, err = lookupGroup(c.socketGroup); err != nil {
+		if gid, err = lookupGroup(c.SocketGroup); err != nil {
 			return fmt.Errorf("--socket-group: %w", err)
 		}
 	}
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 
@@ -74,17 +79,17 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	// before anything else is set up.
 	var m *metrics
 	var httpLn net.Listener
-	if c.listen != "" {
+	if c.Listen != "" {
 		var err error
-		if httpLn, err = net.Listen("tcp", c.listen); err != nil {
+		if httpLn, err = net.Listen("tcp", c.Listen); err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
 		defer httpLn.Close()
 		m = newMetrics(c.endpointNames())
 	}
 
-	cfg := squadcast.Config{Workers: c.workers, QueueSize: c.queueSize, Logger: log.Named("delivery"), DataDir: c.dataDir, RetryWaitMax: c.retryMaxWait, MaxAge: c.maxAge,
-		Endpoints: c.endpointList()}
+	cfg := squadcast.Config{Workers: c.Workers, QueueSize: c.QueueSize, Logger: log.Named("delivery"), DataDir: c.DataDir, RetryWaitMax: time.Duration(c.RetryMaxWait), MaxAge: time.Duration(c.MaxAge),
+		Endpoints: c.senderEndpoints()}
 	if m != nil {
 		cfg.Observer = m
 	}
@@ -92,18 +97,18 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	if c.url == "" {
+	if c.endpoint(squadcast.DefaultEndpoint).URL == "" {
 		log.Warn("no default endpoint: tasks must give .endpoint(name) or .url(), or start with --url, " + webhookEnv + " or a [[endpoint]] named \"default\" in the config file")
 	}
 
-	ln, err := listenSocket(c.socket, os.FileMode(c.socketMode), gid)
+	ln, err := listenSocket(c.Socket, os.FileMode(c.SocketMode), gid)
 	if err != nil {
 		_ = sender.Close(closedContext()) // pending events stay in the outbox
 		return err
 	}
 	var batchLn net.Listener
-	if c.batchSocket != "" {
-		if batchLn, err = listenSocket(c.batchSocket, os.FileMode(c.socketMode), gid); err != nil {
+	if c.BatchSocket != "" {
+		if batchLn, err = listenSocket(c.BatchSocket, os.FileMode(c.SocketMode), gid); err != nil {
 			ln.Close()
 			_ = sender.Close(closedContext()) // pending events stay in the outbox
 			return fmt.Errorf("--batch-socket: %w", err)
@@ -121,14 +126,14 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 		return err
 	}
 	hostname, _ := os.Hostname()
-	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.maxFrameSize)}
+	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.MaxFrameSize)}
 	if m != nil {
 		hcfg.Observer = m
 	}
-	servers := []udfServer{{srv: udf.NewServer(hcfg), udf: c.udfName, socket: c.socket, ln: ln}}
+	servers := []udfServer{{srv: udf.NewServer(hcfg), udf: c.UDFName, socket: c.Socket, ln: ln}}
 	if batchLn != nil {
 		hcfg.Batch = true
-		servers = append(servers, udfServer{srv: udf.NewServer(hcfg), udf: c.udfName + "_batch", socket: c.batchSocket, ln: batchLn})
+		servers = append(servers, udfServer{srv: udf.NewServer(hcfg), udf: c.UDFName + "_batch", socket: c.BatchSocket, ln: batchLn})
 	}
 	served := make(chan error, len(servers))
 	var stopped atomic.Int32 // socket servers that stopped
@@ -139,8 +144,8 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 			served <- err
 		}()
 	}
-	log.Info("serving Kapacitor", zap.String("socket", c.socket), zap.String("batch_socket", c.batchSocket), zap.Int("workers", c.workers), zap.Int("queue_size", c.queueSize),
-		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.configFile), zap.String("memory_limit", memoryLimit))
+	log.Info("serving Kapacitor", zap.String("socket", c.Socket), zap.String("batch_socket", c.BatchSocket), zap.Int("workers", c.Workers), zap.Int("queue_size", c.QueueSize),
+		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.File), zap.String("memory_limit", memoryLimit))
 	var httpSrv *http.Server
 	if m != nil {
 		m.watch(func() int {
@@ -201,7 +206,7 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 	for _, s := range servers {
 		closeErr = errors.Join(closeErr, s.srv.Close())
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.ShutdownTimeout))
 	defer cancel()
 	if err := sender.Close(sctx); err != nil {
 		log.Warn("events still pending at shutdown stay in the outbox for the next start", zap.Error(err))
