@@ -8,22 +8,18 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
-	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
 const serveUsage = "Usage: kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]\n       kapacitor-squadcast serve --config FILE [flags]\n"
 
+// runServe is the serve command: it loads the configuration, builds the
+// logger and the daemon, and runs it until ctx is done.
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	c, err := Load(args, stderr)
 	var usage usageError
@@ -42,182 +38,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
-	if err := serve(ctx, c, log); err != nil {
+	d, err := NewDaemon(c, log)
+	if err == nil {
+		err = d.Run(ctx)
+	}
+	if err != nil {
 		log.Error("kapacitor-squadcast stopped", zap.Error(err))
 		return 1
 	}
 	return 0
-}
-
-// serve runs the daemon until ctx is done, then shuts down in order: stop
-// accepting and remove the socket, end the connections, let pending
-// deliveries finish within the shutdown timeout.
-func serve(ctx context.Context, c Config, log *zap.Logger) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	memoryLimit := applyMemoryLimit(c.MemoryLimit)
-	var kapURL *url.URL
-	if c.KapacitorURL != "" {
-		var err error
-		if kapURL, err = parseKapacitorURL(c.KapacitorURL.Reveal()); err != nil {
-			return err
-		}
-	}
-	gid := -1
-	if c.SocketGroup != "" {
-		var err error
-		if gid, err = lookupGroup(c.SocketGroup); err != nil {
-			return fmt.Errorf("--socket-group: %w", err)
-		}
-	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-
-	// Observability: listen first, so that a taken port fails the start
-	// before anything else is set up.
-	var m *metrics
-	var httpLn net.Listener
-	if c.Listen != "" {
-		var err error
-		if httpLn, err = net.Listen("tcp", c.Listen); err != nil {
-			return fmt.Errorf("--listen: %w", err)
-		}
-		defer httpLn.Close()
-		m = newMetrics(c.endpointNames())
-	}
-
-	cfg := squadcast.Config{Workers: c.Workers, QueueSize: c.QueueSize, Logger: log.Named("delivery"), DataDir: c.DataDir, RetryWaitMax: time.Duration(c.RetryMaxWait), MaxAge: time.Duration(c.MaxAge),
-		Endpoints: c.senderEndpoints()}
-	if m != nil {
-		cfg.Observer = m
-	}
-	sender, err := squadcast.New(cfg)
-	if err != nil {
-		return err
-	}
-	if c.endpoint(squadcast.DefaultEndpoint).URL == "" {
-		log.Warn("no default endpoint: tasks must give .endpoint(name) or .url(), or start with --url, " + webhookEnv + " or a [[endpoint]] named \"default\" in the config file")
-	}
-
-	ln, err := listenSocket(c.Socket, os.FileMode(c.SocketMode), gid)
-	if err != nil {
-		_ = sender.Close(closedContext()) // pending events stay in the outbox
-		return err
-	}
-	var batchLn net.Listener
-	if c.BatchSocket != "" {
-		if batchLn, err = listenSocket(c.BatchSocket, os.FileMode(c.SocketMode), gid); err != nil {
-			ln.Close()
-			_ = sender.Close(closedContext()) // pending events stay in the outbox
-			return fmt.Errorf("--batch-socket: %w", err)
-		}
-	}
-	// The alert state lives in the outbox's file: a burst's events and its
-	// state changes go to disk in one transaction.
-	state, err := sender.StateStore()
-	if err != nil {
-		ln.Close()
-		if batchLn != nil {
-			batchLn.Close()
-		}
-		_ = sender.Close(closedContext()) // pending events stay in the outbox
-		return err
-	}
-	hostname, _ := os.Hostname()
-	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.MaxFrameSize)}
-	if m != nil {
-		hcfg.Observer = m
-	}
-	servers := []udfServer{{srv: udf.NewServer(hcfg), udf: c.UDFName, socket: c.Socket, ln: ln}}
-	if batchLn != nil {
-		hcfg.Batch = true
-		servers = append(servers, udfServer{srv: udf.NewServer(hcfg), udf: c.UDFName + "_batch", socket: c.BatchSocket, ln: batchLn})
-	}
-	served := make(chan error, len(servers))
-	var stopped atomic.Int32 // socket servers that stopped
-	for _, s := range servers {
-		go func() {
-			err := s.srv.Serve(s.ln)
-			stopped.Add(1)
-			served <- err
-		}()
-	}
-	log.Info("serving Kapacitor", zap.String("socket", c.Socket), zap.String("batch_socket", c.BatchSocket), zap.Int("workers", c.Workers), zap.Int("queue_size", c.QueueSize),
-		zap.Strings("endpoints", c.endpointNames()), zap.String("config", c.File), zap.String("memory_limit", memoryLimit))
-	var httpSrv *http.Server
-	if m != nil {
-		m.watch(func() int {
-			n := 0
-			for _, s := range servers {
-				n += s.srv.Connections()
-			}
-			return n
-		}, sender)
-		ready := func() error {
-			if stopped.Load() > 0 {
-				return errors.New("a socket server stopped")
-			}
-			for _, s := range servers {
-				if fi, err := os.Lstat(s.socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
-					return fmt.Errorf("socket %s is gone", s.socket)
-				}
-			}
-			if err := sender.Ready(); err != nil {
-				return fmt.Errorf("outbox: %w", err)
-			}
-			return nil
-		}
-		httpSrv = &http.Server{Handler: m.handler(ready), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server failed", zap.Error(err))
-			}
-		}()
-		log.Info("serving metrics", zap.String("listen", httpLn.Addr().String()))
-	}
-	for _, s := range servers {
-		if kapURL == nil {
-			break
-		}
-		r := &reenabler{
-			base: kapURL, udf: s.udf, client: &http.Client{Timeout: 30 * time.Second},
-			log: log.Named("kapacitor"), connected: s.srv.ConnectedTasks, retryFor: 5 * time.Minute, wait: sleepCtx,
-			settleFor: 10 * time.Second,
-		}
-		go func() {
-			restarted, err := r.run(ctx)
-			if err != nil && ctx.Err() == nil {
-				log.Error("restarting Kapacitor tasks failed", zap.String("udf", r.udf), zap.Error(err))
-			}
-			log.Info("checked Kapacitor's tasks", zap.String("udf", r.udf), zap.Strings("restarted", restarted))
-		}()
-	}
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-served:
-		log.Error("socket server failed", zap.Error(err))
-	}
-	// Closing the listener removes the socket file (net.UnixListener unlinks it).
-	var closeErr error
-	for _, s := range servers {
-		closeErr = errors.Join(closeErr, s.srv.Close())
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.ShutdownTimeout))
-	defer cancel()
-	if err := sender.Close(sctx); err != nil {
-		log.Warn("events still pending at shutdown stay in the outbox for the next start", zap.Error(err))
-	}
-	if httpSrv != nil {
-		// /metrics stays up until the deliveries above are done.
-		hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
-		_ = httpSrv.Shutdown(hctx)
-		hcancel()
-	}
-	return errors.Join(err, closeErr)
 }
 
 // applyMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to
@@ -231,14 +60,6 @@ func applyMemoryLimit(limit byteSize) string {
 		return byteSize(cur).String()
 	}
 	return "none"
-}
-
-// udfServer is a socket server, the UDF name its tasks call, and its socket.
-type udfServer struct {
-	srv    *udf.Server
-	udf    string
-	socket string
-	ln     net.Listener
 }
 
 // listenSocket listens on a unix socket (see listenUnix) and gives the
@@ -266,13 +87,6 @@ func setSocketPerm(path string, mode os.FileMode, gid int) error {
 		}
 	}
 	return nil
-}
-
-// closedContext returns a context that is already done.
-func closedContext() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
 }
 
 // listenUnix listens on a unix socket at path, replacing a stale socket left
