@@ -26,7 +26,9 @@ import (
 type Config struct {
 	// File is the config file it was read from (--config), "" for none.
 	File string `toml:"-"`
+	// DaemonConfig holds the sockets, data directory, listener, logs and limits.
 	DaemonConfig
+	// DeliveryConfig holds the sender's settings.
 	DeliveryConfig
 	// Endpoints are the named webhooks, the default endpoint (the one named
 	// "default") first. The default endpoint alone may have no URL: when

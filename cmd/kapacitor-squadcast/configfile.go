@@ -175,7 +175,7 @@ func (e *EndpointConfig) resolve(i int, given map[string]bool) error {
 		return fmt.Errorf("endpoint #%d: name is missing", i+1)
 	}
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("endpoint %q: %s", e.Name, fmt.Sprintf(format, args...))
+		return fmt.Errorf("endpoint %q: "+format, append([]any{e.Name}, args...)...)
 	}
 	if !endpointName.MatchString(e.Name) {
 		return fail("name: use letters, digits, '_', '-' and '.' only, starting with a letter or digit")
@@ -188,12 +188,12 @@ func (e *EndpointConfig) resolve(i int, given map[string]bool) error {
 		return fail("url and url-file exclude each other: give one")
 	case given["url"]:
 		if err := squadcast.CheckURL(e.URL.Reveal()); err != nil {
-			return fail("url: %v", err)
+			return fail("url: %w", err)
 		}
 	case given["url-file"]:
 		u, err := readURLFile(e.URLFile)
 		if err != nil {
-			return fail("url-file: %v", err)
+			return fail("url-file: %w", err)
 		}
 		e.URL = squadcast.SecretURL(u)
 	default:
@@ -202,16 +202,16 @@ func (e *EndpointConfig) resolve(i int, given map[string]bool) error {
 	if !given["format"] {
 		e.Format = squadcast.FormatKapacitor
 	} else if err := checkFormat(e.Format); err != nil {
-		return fail("format: %v", err)
+		return fail("format: %w", err)
 	}
 	if given["timeout"] && e.Timeout <= 0 {
 		return fail("timeout: must be positive, got %s", time.Duration(e.Timeout))
 	}
 	if err := squadcast.ValidateHeaders(e.Headers); err != nil {
-		return fail("headers: %v", err)
+		return fail("headers: %w", err)
 	}
 	if _, err := e.RateLimit.parse(); err != nil {
-		return fail("rate-limit: %v", err)
+		return fail("rate-limit: %w", err)
 	}
 	return nil
 }
@@ -228,7 +228,7 @@ func readURLFile(path string) (string, error) {
 	}
 	u := strings.TrimSpace(string(b))
 	if err := squadcast.CheckURL(u); err != nil {
-		return "", fmt.Errorf("the URL in %s %v", path, err)
+		return "", fmt.Errorf("the URL in %s %w", path, err)
 	}
 	return u, nil
 }
