@@ -2,6 +2,7 @@ package squadcast
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -220,8 +221,14 @@ func settled(s *Sender) bool {
 	return n == s.queued
 }
 
+// lister is an outbox that lists its entries: a Sender's *outbox.DB, or
+// an *Outbox of the commands.
+type lister interface {
+	List() ([]OutboxEntry, error)
+}
+
 // listOutbox lists the outbox of a running or stopped Sender.
-func listOutbox(t *testing.T, o *Outbox) []OutboxEntry {
+func listOutbox(t *testing.T, o lister) []OutboxEntry {
 	t.Helper()
 	l, err := o.List()
 	require.NoError(t, err)
@@ -294,7 +301,7 @@ func pendingAfterCrash(t *testing.T, h *holdServer, dir string, n int, ids ...st
 			require.NoError(t, p.Publish(webhookEvent(id, i)))
 		}
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	<-h.arrived
 	kill(s)
 	return s
@@ -331,3 +338,17 @@ func failCommitsWhile(hk *hooks, fail func() bool) {
 		return nil
 	}
 }
+
+// flushNow flushes p as a publisher that never held its events: the
+// events it publishes later are written at once (see publisher.flush).
+func flushNow(p udf.Publisher) error { return p.(*publisher).flush(nil, false) }
+
+// The outbox file's buckets and keys, for tests that write it behind the
+// Sender's back (it is closed then).
+var (
+	bucketPending = []byte("pending")
+	bucketMeta    = []byte("meta")
+	keyVersion    = []byte("version")
+)
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

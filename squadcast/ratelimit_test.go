@@ -143,8 +143,8 @@ func TestRateLimit(t *testing.T) {
 		require.NoError(t, pl.Publish(webhookEvent(fmt.Sprintf("l%02d", i), 0)))
 		require.NoError(t, pf.Publish(webhookEvent(fmt.Sprintf("f%02d", i), 0)))
 	}
-	require.NoError(t, pl.(udf.Flusher).Flush())
-	require.NoError(t, pf.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(pl))
+	require.NoError(t, flushNow(pf))
 	settle(t, s)
 	require.Equal(t, 20, free.count(), "no limit, no wait")
 	require.Equal(t, 1, limited.count(), "the bucket holds one token")
@@ -219,14 +219,14 @@ func TestThrottlePausesEndpoint(t *testing.T) {
 	pb, err := s.Open(udf.Destination{Endpoint: "b"})
 	require.NoError(t, err)
 	require.NoError(t, pa.Publish(webhookEvent("x", 0)))
-	require.NoError(t, pa.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(pa))
 	require.Eventually(t, func() bool { return !waitingDue(s)["x"].IsZero() }, 10*time.Second, time.Millisecond)
 
 	// y was not even tried; z, on another endpoint, was delivered.
 	require.NoError(t, pa.Publish(webhookEvent("y", 0)))
 	require.NoError(t, pb.Publish(webhookEvent("z", 0)))
-	require.NoError(t, pa.(udf.Flusher).Flush())
-	require.NoError(t, pb.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(pa))
+	require.NoError(t, flushNow(pb))
 	require.Eventually(t, func() bool { return b.count() == 1 }, 10*time.Second, time.Millisecond)
 	settle(t, s)
 	require.Equal(t, []string{"x/0"}, a.got())
@@ -267,7 +267,7 @@ func TestLongBackoffDoesNotBlock(t *testing.T) {
 	for i := range 10 {
 		require.NoError(t, p.Publish(webhookEvent(fmt.Sprintf("fast%d", i), 0)))
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	require.Eventually(t, func() bool { return s.Stats().Delivered == 10 }, 10*time.Second, time.Millisecond)
 	settle(t, s)
 	require.Equal(t, []time.Duration{time.Minute}, fh.recorded(), "one failed attempt, a minute's backoff")

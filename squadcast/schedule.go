@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 )
 
 // Scheduling. An incident (webhook URL and alert id) is a queue of events
@@ -307,7 +309,7 @@ func (s *Sender) outcome(j *job, err error) attemptResult {
 	if r.kind == resultDead {
 		rec.DeadReason, rec.DeadAt = r.reason, now
 	}
-	if data, err := encodeRecord(rec); err == nil {
+	if data, err := rec.Encode(); err == nil {
 		r.data = data
 	} else {
 		s.log.Error("cannot encode an outbox record", append(j.fields(), zap.Error(err))...)
@@ -351,19 +353,19 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 			inc.ep.pausedUntil = r.next
 		}
 		if r.data != nil {
-			s.queueOp(op{kind: opUpdate, j: j, data: r.data})
+			s.cm.Outcome(outbox.Op{Kind: outbox.OpUpdate, Seq: j.seq, Data: r.data})
 		}
 		s.schedule(inc, s.clock.Now())
 		return
 	case resultDelivered:
-		s.queueOp(op{kind: opDelete, j: j}) // first: once counted, the deletion is queued
+		s.cm.Outcome(outbox.Op{Kind: outbox.OpDelete, Seq: j.seq}) // first: once counted, the deletion is queued
 		s.delivered.Add(1)
 	case resultDead:
 		s.deadLettered.Add(1)
 		if r.data != nil {
-			s.queueOp(op{kind: opDead, j: j, data: r.data})
+			s.cm.Outcome(outbox.Op{Kind: outbox.OpDead, Seq: j.seq, Data: r.data})
 		} else {
-			s.queueOp(op{kind: opDelete, j: j})
+			s.cm.Outcome(outbox.Op{Kind: outbox.OpDelete, Seq: j.seq})
 		}
 	}
 	// The body is sent no more: let it go now rather than when the

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
@@ -32,8 +32,8 @@ var (
 	ErrOutboxBehind = errors.New("the memory queue is full and the outbox is not being written")
 )
 
-// Sender delivers events to Squadcast webhooks. It implements udf.Sink; its
-// publishers implement udf.Flusher.
+// Sender delivers events to Squadcast webhooks. It implements udf.Sink:
+// it takes the tasks' events and keeps their alert state.
 //
 // Every event is written to the outbox (Config.DataDir) and deleted only
 // once Squadcast accepted it (2xx), so pending events survive a restart:
@@ -54,7 +54,8 @@ type Sender struct {
 	endpoints map[string]*target
 	hooks     hooks
 	clock     clock
-	outbox    *Outbox
+	outbox    *outbox.DB
+	cm        *outbox.Committer[*job] // writes the outbox: see publisher.go
 
 	ctx    context.Context // ends when the Sender stops: aborts attempts in flight
 	cancel context.CancelCauseFunc
@@ -84,34 +85,15 @@ type Sender struct {
 	stopping  bool          // workers and scheduler return
 	drained   chan struct{} // closed when queued and spilled reach 0, while Close waits
 
-	// Committer state: see committer.go. Lock order: mu, then cm.
-	cm       sync.Mutex
-	cmWork   *sync.Cond // the committer has work, or must stop
-	cmDone   *sync.Cond // a batch was written (or failed)
-	puts     []*job
-	ops      []op
-	saves    []stateSave
-	putsDue  bool          // puts wait no longer (else they wait for a flush, or go with other work)
-	opsDue   bool          // ops wait no longer
-	opsTimer *time.Timer   // makes ops due opsDelay after the first
-	cmStop   bool          // write what is queued, then return
-	cmKill   bool          // return now
-	cmGone   bool          // the committer returned
-	cmWake   chan struct{} // closed to cut a retry pause short
-	cmExited chan struct{}
-	cmErr    error // the last transaction's error, nil once one succeeds
-
 	closeOnce sync.Once
 	closeErr  error
 
 	published, delivered, retried, deadLettered, dropped atomic.Uint64
-	stored, commits                                      atomic.Int64
 }
 
 var (
-	_ udf.Sink         = (*Sender)(nil)
-	_ udf.Flusher      = (*publisher)(nil)
-	_ udf.StateFlusher = (*publisher)(nil)
+	_ udf.Sink      = (*Sender)(nil)
+	_ udf.Publisher = (*publisher)(nil)
 )
 
 // hooks are the Sender's clock, randomness and retry wait, replaced in tests.
@@ -139,8 +121,8 @@ type target struct {
 
 // job is one event to deliver. Its delivery state is touched only by the
 // worker delivering it (go-retryablehttp calls the hooks on that goroutine),
-// and next also under Sender.mu; seq, gone, released and rec belong to the
-// committer.
+// and next also under Sender.mu; released and spill belong to the commit
+// hand-off (onCommit), seq is set once, when it is published or loaded.
 type job struct {
 	target  *target
 	id      string
@@ -160,10 +142,8 @@ type job struct {
 	throttled bool          // 429, or 503 with Retry-After: pause the endpoint
 	wait      time.Duration // before the next attempt
 
-	seq      uint64 // in the outbox; 0 until written
-	gone     bool   // delivered or dead before it could be written
+	seq      uint64 // its key in the outbox
 	released bool   // handed to the scheduler (or, spilled, left on disk)
-	rec      []byte // the encoded record, until written
 	spill    bool   // kept in the outbox only, until the loader reads it back
 }
 
@@ -173,24 +153,6 @@ func (j *job) fields() []zap.Field {
 		zap.String("incident", udf.LoggedID(j.id)),
 		zap.String("level", j.level.String()),
 		zap.String("task", j.task),
-	}
-}
-
-// record returns the job as stored.
-func (j *job) record() *record {
-	return &record{
-		Endpoint:    j.target.name,
-		Settings:    j.target.settings,
-		URL:         j.target.url,
-		Format:      j.target.format,
-		Incident:    j.id,
-		Level:       j.level,
-		Task:        j.task,
-		Created:     j.created,
-		Attempts:    j.attempts,
-		LastError:   j.lastErr,
-		NextAttempt: j.next,
-		Body:        j.body,
 	}
 }
 
@@ -216,18 +178,19 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	ob, err := OpenOutbox(OutboxPath(cfg.DataDir), false)
+	ob, err := openOutbox(OutboxPath(cfg.DataDir), false)
 	if err != nil {
 		return nil, err
 	}
-	if ob, err = compactIfSparse(ob, cfg.Logger); err != nil {
+	if ob, err = outbox.CompactIfSparse(ob, cfg.Logger); err != nil {
 		return nil, err
 	}
-	stored, total, dead, next, err := ob.loadPending(cfg.QueueSize)
+	loaded, err := ob.LoadStart(cfg.QueueSize)
 	if err != nil {
 		ob.Close()
 		return nil, err
 	}
+	total, dead := ob.Pending(), ob.Dead()
 
 	s := &Sender{
 		cfg:       cfg,
@@ -241,14 +204,10 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 		loadWake:  make(chan struct{}, 1),
 		incidents: make(map[incidentKey]*incident),
 		hosts:     make(map[string]*endpointState),
-		cmWake:    make(chan struct{}),
-		cmExited:  make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
-	s.cmWork = sync.NewCond(&s.cm)
-	s.cmDone = sync.NewCond(&s.cm)
-	s.opsTimer = time.AfterFunc(time.Hour, s.opsTimerFired)
-	s.opsTimer.Stop()
+	s.cm = outbox.NewCommitter(ob, outbox.CommitterConfig[*job]{
+		Logger: s.log, OnCommit: s.onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit})
 	for _, e := range cfg.Endpoints {
 		s.endpoints[e.Name] = &target{name: e.Name, settings: e.Name, url: e.URL, format: e.Format,
 			timeout: e.Timeout, rate: e.RateLimit, headers: e.Headers, label: observerLabel(e.Name), secrets: urlSecrets(e.URL)}
@@ -274,10 +233,9 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	}
 
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	s.stored.Store(int64(total))
-	s.queued = len(stored)
-	s.spilled, s.spillNext = total-len(stored), next
-	s.enqueue(s.restore(stored))
+	s.queued = len(loaded.Events)
+	s.spilled, s.spillNext = total-len(loaded.Events), loaded.Next
+	s.enqueue(s.restore(loaded.Events))
 	if total > 0 || dead > 0 {
 		s.log.Info("loaded the outbox", zap.Int("pending", total), zap.Int("pending_left_on_disk", s.spilled), zap.Int("dead_letters", dead))
 	}
@@ -299,19 +257,18 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 		defer s.wg.Done()
 		s.scheduleLoop()
 	}()
-	go s.commitLoop()
 	return s, nil
 }
 
 // restore turns loaded records into jobs, re-resolving their settings by
 // endpoint name: the stored URL and format stay (they are what the event
 // was published for); timeout and rate limit are the configured ones.
-func (s *Sender) restore(stored []storedEvent) []*job {
+func (s *Sender) restore(stored []outbox.Stored) []*job {
 	type targetKey struct{ name, settings, url, format string }
 	targets := make(map[targetKey]*target)
 	jobs := make([]*job, 0, len(stored))
 	for _, ev := range stored {
-		r := ev.rec
+		r := ev.Record
 		key := targetKey{r.Endpoint, r.Settings, r.URL, r.Format}
 		t := targets[key]
 		if t == nil {
@@ -324,10 +281,11 @@ func (s *Sender) restore(stored []storedEvent) []*job {
 			}
 			targets[key] = t
 		}
+		level, _ := udf.ParseLevel(r.Level) // outbox.Decode checked it
 		jobs = append(jobs, &job{
-			target: t, id: r.Incident, level: r.Level, task: r.Task, created: r.Created, body: r.Body,
+			target: t, id: r.Incident, level: level, task: r.Task, created: r.Created, body: r.Body,
 			attempts: r.Attempts, lastErr: r.LastError, next: r.NextAttempt,
-			seq: ev.seq, released: true,
+			seq: ev.Seq, released: true,
 		})
 	}
 	return jobs
@@ -343,7 +301,7 @@ func (s *Sender) Open(d udf.Destination) (udf.Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &publisher{s: s, t: t}, nil
+	return &publisher{s: s, t: t, src: outbox.Source{Name: t.name}}, nil
 }
 
 func (s *Sender) resolve(d udf.Destination) (*target, error) {
@@ -403,130 +361,6 @@ func (s *Sender) unknownEndpoint(name string) error {
 		e.Reason = "unknown endpoint (configured: " + strings.Join(names, ", ") + ")"
 	}
 	return e
-}
-
-// publisher publishes a task node's events to one target.
-type publisher struct {
-	s *Sender
-	t *target
-
-	// Guarded by s.cm.
-	unstored int   // events and state saves queued and not yet written
-	err      error // the last failed write of one of them, until Flush reports it
-	held     bool  // FlushState was called: Publish leaves the write to it
-}
-
-// Publish renders ev and queues it for the outbox and delivery; it never
-// waits on the disk or the network. See Flush.
-func (p *publisher) Publish(ev udf.Event) error {
-	s := p.s
-	// drop counts the event as dropped and says why.
-	drop := func(err error) error {
-		s.dropped.Add(1)
-		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
-	}
-	body, err := Render(p.t.format, ev)
-	if err != nil {
-		return drop(err)
-	}
-	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, pub: p}
-	if j.rec, err = encodeRecord(j.record()); err != nil {
-		return drop(err)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return drop(ErrClosed)
-	}
-	if s.spilled > 0 || s.queued >= s.cfg.QueueSize {
-		// Memory is full, or was: the outbox keeps the event until the
-		// loader reads it back. Until it is written it is in memory: while
-		// writes fail, that too is bounded.
-		if s.unwritten >= s.cfg.QueueSize && s.writesFail() {
-			return drop(fmt.Errorf("%w (%d events wait to be written)", ErrOutboxBehind, s.unwritten))
-		}
-		j.spill = true
-		s.spilled++
-		s.unwritten++
-	} else {
-		s.queued++
-	}
-	s.published.Add(1)
-	s.cm.Lock()
-	p.unstored++
-	s.puts = append(s.puts, j)
-	if !p.held || len(s.puts) >= maxHeldPuts {
-		s.putsDue = true
-		s.cmWork.Signal()
-	}
-	s.cm.Unlock()
-	return nil
-}
-
-// writesFail reports whether the outbox's last transaction failed.
-func (s *Sender) writesFail() bool {
-	s.cm.Lock()
-	defer s.cm.Unlock()
-	return s.cmErr != nil
-}
-
-// maxHeldPuts bounds the events a flush may hold back for its transaction
-// (a huge batch task's burst): beyond it they are written at once.
-const maxHeldPuts = 4096
-
-// Flush waits until every event this publisher published is written to
-// the outbox (committed and synced to disk): the committer writes whatever
-// is waiting in one transaction, so concurrent Flush calls share it. It
-// returns an error when the write that covered some of them failed; those
-// events are still being delivered (from memory) and their write retried,
-// which a later Flush waits for.
-func (p *publisher) Flush() error { return p.flush(nil, false) }
-
-// FlushState is Flush, with save (the alert state's changes, see
-// udf.StateFlusher) written after the events, in the same transaction
-// unless the committer took some of them before save was queued. From the
-// first call on, Publish no longer wakes the committer: the events of a
-// read burst wait for its FlushState, and go to disk with its state in one
-// transaction, one sync.
-func (p *publisher) FlushState(save func(*bolt.Tx) error) error { return p.flush(save, true) }
-
-func (p *publisher) flush(save func(*bolt.Tx) error, hold bool) error {
-	s := p.s
-	s.cm.Lock()
-	defer s.cm.Unlock()
-	p.held = p.held || hold
-	if save != nil && !s.cmGone {
-		p.unstored++
-		s.saves = append(s.saves, stateSave{pub: p, write: save})
-	}
-	if p.unstored > 0 {
-		s.putsDue = true
-		s.cmWork.Signal()
-	}
-	for p.unstored > 0 && p.err == nil && !s.cmGone {
-		s.cmDone.Wait()
-	}
-	if p.unstored == 0 {
-		return nil
-	}
-	err := p.err
-	p.err = nil
-	if err == nil {
-		err = ErrClosed
-	}
-	return fmt.Errorf("make %d event(s) or state change(s) of endpoint %s durable: %w", p.unstored, p.t.name, err)
-}
-
-// StateStore returns the alert state store kept in the outbox's file, for
-// udf.HandlerConfig.State: the publishers write its changes in their
-// transactions (udf.StateFlusher). It is valid until Close.
-func (s *Sender) StateStore() (*udf.StateStore, error) {
-	st, err := udf.NewStateStore(s.outbox.db)
-	if err != nil {
-		return nil, fmt.Errorf("outbox %s: %w", s.outbox.path, err)
-	}
-	return st, nil
 }
 
 // send makes one HTTP attempt. Its error is a redacted *DeliveryError.
@@ -613,14 +447,14 @@ func (s *Sender) Stats() Stats {
 		Dropped:      s.dropped.Load(),
 		Queued:       queued,
 		Spilled:      spilled,
-		Pending:      int(s.stored.Load()),
+		Pending:      s.outbox.Pending(),
 	}
 }
 
 // Ready reports whether the Sender can take events durably: it is not
-// closed, the committer's last outbox transaction succeeded, and an empty
-// write transaction commits (and syncs) now. It is meant for a readiness
-// probe: each call writes the outbox file's meta page.
+// closed, the committer's last outbox transaction succeeded, and the
+// outbox can be read. It is meant for a readiness probe: it writes
+// nothing, so that probes never compete with the committer.
 func (s *Sender) Ready() error {
 	s.mu.Lock()
 	closed := s.closed
@@ -628,14 +462,11 @@ func (s *Sender) Ready() error {
 	if closed {
 		return ErrClosed
 	}
-	s.cm.Lock()
-	err := s.cmErr
-	s.cm.Unlock()
-	if err != nil {
+	if err := s.cm.Err(); err != nil {
 		return fmt.Errorf("the last outbox write failed: %w", err)
 	}
-	if err := s.outbox.update(func(*bolt.Tx) error { return nil }); err != nil {
-		return fmt.Errorf("write the outbox: %w", err)
+	if err := s.outbox.Check(); err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
 	}
 	return nil
 }
@@ -655,11 +486,8 @@ func (s *Sender) Close(ctx context.Context) error {
 func (s *Sender) close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	// Events a publisher still holds for its FlushState are written now.
-	s.cm.Lock()
-	s.putsDue = true
-	s.cmWork.Signal()
-	s.cm.Unlock()
+	// Events a publisher still holds for its Flush are written now.
+	s.cm.WriteHeld()
 	var drained chan struct{}
 	if s.queued > 0 || s.spilled > 0 {
 		s.drained = make(chan struct{})
@@ -695,16 +523,7 @@ func (s *Sender) shutdown(kill bool) {
 	close(s.stop)
 	s.wg.Wait()
 
-	s.cm.Lock()
-	if kill {
-		s.cmKill = true
-	}
-	s.cmStop = true
-	s.cmWork.Broadcast()
-	s.cm.Unlock()
-	close(s.cmWake)
-	<-s.cmExited
-
+	s.cm.Stop(kill)
 	if err := s.outbox.Close(); err != nil {
 		s.log.Error("cannot close the outbox", zap.Error(err))
 	}

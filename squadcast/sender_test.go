@@ -172,7 +172,7 @@ func TestFairness(t *testing.T) {
 	}
 	require.NoError(t, p.Publish(ev("b", 0)))
 	require.NoError(t, p.Publish(ev("b", 1)))
-	require.NoError(t, p.(udf.Flusher).Flush()) // all written and scheduled
+	require.NoError(t, flushNow(p)) // all written and scheduled
 	g.open()
 	closeAndWait(t, s)
 
@@ -262,7 +262,7 @@ func TestSameURLSharesIncidents(t *testing.T) {
 func requireDone(t *testing.T, s *Sender) {
 	t.Helper()
 	select {
-	case <-s.cmExited:
+	case <-s.cm.Done():
 	default:
 		t.Fatal("committer still running after Close returned")
 	}
@@ -271,7 +271,8 @@ func requireDone(t *testing.T, s *Sender) {
 	// returning from its function.
 	buf := make([]byte, 1<<20)
 	require.Eventually(t, func() bool {
-		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "squadcast.(*Sender).")
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		return !strings.Contains(stacks, "squadcast.(*Sender).") && !strings.Contains(stacks, "outbox.(*Committer[")
 	}, 10*time.Second, time.Millisecond, "goroutines of a Sender are left")
 }
 
@@ -291,7 +292,7 @@ func TestIncidentsMapDroppedAfterBurst(t *testing.T) {
 	for i := range n {
 		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i), Level: udf.Critical}))
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	s.mu.Lock()
 	peak := s.peak
 	s.mu.Unlock()

@@ -70,7 +70,7 @@ func (s *Sender) loadSome() bool {
 	if stopping || from == 0 || room <= 0 {
 		return false
 	}
-	stored, next, bad, badErr, err := s.outbox.loadPendingFrom(from, room)
+	loaded, err := s.outbox.LoadFrom(from, room)
 	if err != nil {
 		s.log.Error("cannot read spilled events from the outbox; retrying", zap.Duration("retry_in", loadRetry), zap.Error(err))
 		select {
@@ -80,11 +80,12 @@ func (s *Sender) loadSome() bool {
 		}
 		return false
 	}
+	bad, next := loaded.Bad, loaded.Next
 	if bad > 0 {
 		s.log.Error("outbox records that cannot be read are left in the outbox, not delivered (see 'outbox list' and 'outbox drop')",
-			zap.Int("records", bad), zap.Error(badErr))
+			zap.Int("records", bad), zap.Error(loaded.BadErr))
 	}
-	jobs := s.restore(stored)
+	jobs := s.restore(loaded.Events)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -109,19 +109,10 @@ func serve(ctx context.Context, c serveConfig, log *zap.Logger) error {
 			return fmt.Errorf("--batch-socket: %w", err)
 		}
 	}
-	// The alert state lives in the outbox's file: a burst's events and its
-	// state changes go to disk in one transaction.
-	state, err := sender.StateStore()
-	if err != nil {
-		ln.Close()
-		if batchLn != nil {
-			batchLn.Close()
-		}
-		_ = sender.Close(closedContext()) // pending events stay in the outbox
-		return err
-	}
+	// The sender keeps the alert state in its outbox: a burst's events and
+	// its state changes go to disk in one transaction.
 	hostname, _ := os.Hostname()
-	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(c.maxFrameSize)}
+	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, MaxFrame: int(c.maxFrameSize)}
 	if m != nil {
 		hcfg.Observer = m
 	}

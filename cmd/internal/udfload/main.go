@@ -323,7 +323,12 @@ func outboxCost(c config, t *table, e *endpoint, dir string, stderr io.Writer) e
 		return err
 	}
 	defer on.stop()
-	off, err := startInProcess(dir, "off", discardSink{})
+	discard, err := openDiscardSink(filepath.Join(dir, "off"))
+	if err != nil {
+		return err
+	}
+	defer discard.db.Close()
+	off, err := startInProcess(dir, "off", discard)
 	if err != nil {
 		return err
 	}
