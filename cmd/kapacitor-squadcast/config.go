@@ -101,7 +101,7 @@ func (c *serveConfig) defineFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retryMaxWait, "retry-max-wait", c.retryMaxWait, "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)")
 	fs.DurationVar(&c.maxAge, "max-age", c.maxAge, "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')")
 	fs.Var(&c.maxFrameSize, "max-frame-size", "largest request `size` Kapacitor may send on a connection, like 16MiB or 512KiB: a longer frame ends that connection (its task fails) before anything is allocated; at least 64KiB")
-	fs.Var(&c.memoryLimit, "memory-limit", "soft memory limit of the daemon, a `size` like 256MiB (Go's GOMEMLIMIT, which it overrides): near it the garbage collector works harder, and memory freed after a burst goes back to the system sooner; see README (default none: $GOMEMLIMIT, else no limit)")
+	fs.Var(&c.memoryLimit, "memory-limit", "soft memory limit of the daemon, a `size` like 256MiB (Go's GOMEMLIMIT, which it overrides): near it the garbage collector works harder, and memory freed after a burst goes back to the system sooner; see docs/operations.md (default none: $GOMEMLIMIT, else no limit)")
 	fs.StringVar(&c.listen, "listen", c.listen, "`address` (host:port) to serve /metrics, /healthz, /readyz and /debug/pprof/ on over HTTP, e.g. 127.0.0.1:9187 (default off)")
 }
 
