@@ -8,8 +8,10 @@
 // language), templates and the alert node's settings. The Handler keeps
 // each group's alert state, and hands every alert Event (a change of Level,
 // or a re-notification) to the Publisher that a Sink resolved for the
-// task's destination; Point only
-// evaluates and enqueues, so Kapacitor's keepalives are never delayed. The
-// alert state is saved in a StateStore and restored after a restart;
-// Observer reports what the handlers do, for metrics.
+// task's destination; Point only evaluates and enqueues, so Kapacitor's
+// keepalives are never delayed. At each Flush the handler hands its
+// Publisher the burst's StateChange, and at Init it asks the Sink for the
+// node's saved NodeState: how they are kept is the Sink's business (the
+// daemon's keeps them on disk with the events). Observer reports what the
+// handlers do, for metrics.
 package udf
