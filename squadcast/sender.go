@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
@@ -49,7 +48,7 @@ var (
 type Sender struct {
 	cfg       Config
 	log       *zap.Logger
-	client    *retryablehttp.Client
+	attempter *attempter
 	transport *http.Transport
 	endpoints map[string]*target
 	hooks     hooks
@@ -138,9 +137,8 @@ type target struct {
 }
 
 // job is one event to deliver. Its delivery state is touched only by the
-// worker delivering it (go-retryablehttp calls the hooks on that goroutine),
-// and next also under Sender.mu; seq, gone, released and rec belong to the
-// committer.
+// worker delivering it, and next also under Sender.mu; seq, gone, released
+// and rec belong to the committer.
 type job struct {
 	target  *target
 	id      string
@@ -153,12 +151,6 @@ type job struct {
 	attempts int
 	lastErr  string
 	next     time.Time // not before
-
-	// Set by each attempt.
-	status    int
-	retryable bool
-	throttled bool          // 429, or 503 with Retry-After: pause the endpoint
-	wait      time.Duration // before the next attempt
 
 	seq      uint64 // in the outbox; 0 until written
 	gone     bool   // delivered or dead before it could be written
@@ -192,13 +184,6 @@ func (j *job) record() *record {
 		NextAttempt: j.next,
 		Body:        j.body,
 	}
-}
-
-type jobKey struct{}
-
-func jobFrom(ctx context.Context) *job {
-	j, _ := ctx.Value(jobKey{}).(*job)
-	return j
 }
 
 // New validates cfg, opens the outbox in cfg.DataDir (creating both if
@@ -256,22 +241,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
 	s.transport.MaxIdleConnsPerHost = cfg.Workers
-	s.client = &retryablehttp.Client{
-		HTTPClient: &http.Client{
-			Transport:     timeoutTransport{next: s.transport},
-			CheckRedirect: checkRedirect,
-		},
-		Logger:       retryLogger{log: s.log},
-		RetryWaitMin: cfg.RetryWaitMin,
-		RetryWaitMax: cfg.RetryWaitMax,
-		// One attempt per Do: the scheduler retries, so that a worker never
-		// sleeps through a backoff (see schedule.go).
-		RetryMax:       0,
-		RequestLogHook: s.requestLogHook,
-		CheckRetry:     s.checkRetry,
-		Backoff:        s.backoff,
-		ErrorHandler:   errorHandler,
-	}
+	s.attempter = newAttempter(s.transport, cfg, h)
 
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.stored.Store(int64(total))
@@ -529,45 +499,9 @@ func (s *Sender) StateStore() (*udf.StateStore, error) {
 	return st, nil
 }
 
-// send makes one HTTP attempt. Its error is a redacted *DeliveryError.
-func (s *Sender) send(j *job) error {
-	ctx := context.WithValue(s.ctx, jobKey{}, j)
-	j.status, j.retryable, j.throttled, j.wait = 0, false, false, 0
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, j.target.url, j.body)
-	if err != nil {
-		return &DeliveryError{Attempts: j.attempts, Err: redactError(fmt.Errorf("build request: %w", err), j.target.secrets)}
-	}
-	for k, v := range j.target.headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", s.cfg.UserAgent)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var de *DeliveryError
-		if errors.As(err, &de) {
-			de.Attempts = j.attempts
-		} else {
-			if s.ctx.Err() != nil {
-				err = fmt.Errorf("%w: %w", context.Cause(s.ctx), err)
-			}
-			de = &DeliveryError{Attempts: j.attempts, StatusCode: j.status, Err: err}
-		}
-		return redactError(de, j.target.secrets)
-	}
-	j.status = resp.StatusCode
-	drainBody(resp.Body)
-	return nil
-}
-
-// requestLogHook runs before each attempt: it counts attempts and retries.
-func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, _ int) {
-	j := jobFrom(req.Context())
-	if j == nil {
-		return
-	}
+// send makes the next attempt of j: it counts it (and a retry), and
+// returns its result.
+func (s *Sender) send(j *job) attemptResult {
 	j.attempts++
 	if j.attempts > 1 {
 		s.retried.Add(1)
@@ -575,6 +509,8 @@ func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, _ int
 	if ce := s.log.Check(zap.DebugLevel, "squadcast delivery attempt"); ce != nil {
 		ce.Write(append(j.fields(), zap.Int("attempt", j.attempts), zap.Int("bytes", len(j.body)))...)
 	}
+	return s.attempter.attempt(s.ctx, attemptRequest{url: j.target.url, headers: j.target.headers, body: j.body,
+		timeout: j.target.timeout, attempt: j.attempts, secrets: j.target.secrets})
 }
 
 // Stats are a Sender's counters since New, and its current backlog.
