@@ -133,9 +133,6 @@ func (a *attempter) attempt(ctx context.Context, r attemptRequest) attemptResult
 		cause = err // a retryable network error: the request's own error
 	}
 	res.err = failure(r, resp, cause)
-	// As go-retryablehttp's Client did after every attempt that was not a
-	// success: a failing endpoint's connections are not reused.
-	a.client.CloseIdleConnections()
 	return res
 }
 
