@@ -69,9 +69,9 @@ func urlSecrets(raw string) []string {
 }
 
 // redactError returns err with every URL in it redacted, and the given
-// secrets removed from its text. A *url.Error (what net/http and
-// go-retryablehttp return) is copied with its URL redacted, so that it keeps
-// its type and its cause for errors.Is/As. Any other error whose text still
+// secrets removed from its text. A *url.Error (what net/http's Client
+// returns) is copied with its URL redacted, so that it keeps its type and
+// its cause for errors.Is/As. Any other error whose text still
 // shows a secret or a URL is replaced by an error with the cleaned text,
 // which unwraps to nothing (its cause would show the secret again).
 func redactError(err error, secrets []string) error {
