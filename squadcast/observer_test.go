@@ -23,7 +23,7 @@ type recordingObserver struct {
 	age []time.Duration
 }
 
-func (o *recordingObserver) Attempted(endpoint string, r Result, took, age time.Duration) {
+func (o *recordingObserver) Attempted(endpoint string, r Outcome, took, age time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.got = append(o.got, endpoint+" "+r.String())

@@ -57,6 +57,9 @@ func (p *publisher) Publish(ev udf.Event) error {
 	// Under s.mu: sequence numbers, and so the outbox's order, are the
 	// order of Publish.
 	j.seq = s.outbox.NextSeq()
+	if j.spill && s.spillNext == 0 {
+		s.spillNext = j.seq // the loader reads from here once it is written
+	}
 	s.cm.Append(&p.src, j.seq, rec, j)
 	return nil
 }
@@ -91,7 +94,6 @@ func (p *publisher) flush(change *udf.StateChange, hold bool) error {
 // failed: older spilled events go first).
 func (s *Sender) onCommit(jobs []*job, err error) {
 	var fresh []*job
-	var spilledFrom uint64
 	spilledN := 0
 	for _, j := range jobs {
 		switch {
@@ -101,9 +103,6 @@ func (s *Sender) onCommit(jobs []*job, err error) {
 			fresh = append(fresh, j)
 		case err == nil:
 			j.released, j.body = true, nil
-			if spilledFrom == 0 {
-				spilledFrom = j.seq
-			}
 			spilledN++
 		}
 	}
@@ -111,6 +110,6 @@ func (s *Sender) onCommit(jobs []*job, err error) {
 		s.enqueue(fresh)
 	}
 	if spilledN > 0 {
-		s.spillWritten(spilledFrom, spilledN)
+		s.spillWritten(spilledN)
 	}
 }

@@ -2,7 +2,6 @@ package squadcast
 
 import (
 	"container/heap"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -215,155 +214,125 @@ func (s *Sender) work() {
 		s.mu.Unlock()
 
 		start := s.clock.Now()
-		err := s.send(j)
-		res := s.outcome(j, err)
-		res.log(s, j)
-		s.observe(j, res.kind, start)
+		v := s.outcome(j, s.send(j))
+		v.log(s, j)
+		s.observe(j, v.outcome, start)
 
 		s.mu.Lock()
-		s.finish(inc, j, res)
+		s.finish(inc, j, v)
 	}
 }
 
 // observe tells the Observer, if any, of an attempt that started at start.
-func (s *Sender) observe(j *job, kind resultKind, start time.Time) {
-	o := s.cfg.Observer
-	if o == nil {
-		return
-	}
-	var r Result
-	switch kind {
-	case resultDelivered:
-		r = ResultDelivered
-	case resultRetry:
-		r = ResultRetried
-	case resultDead:
-		r = ResultDeadLettered
-	default:
+func (s *Sender) observe(j *job, o Outcome, start time.Time) {
+	if s.cfg.Observer == nil || o == OutcomeAborted {
 		return
 	}
 	now := s.clock.Now()
-	o.Attempted(j.target.label, r, now.Sub(start), now.Sub(j.created))
+	s.cfg.Observer.Attempted(j.target.label, o, now.Sub(start), now.Sub(j.created))
 }
 
-// attemptResult is what one attempt means for its event.
-type attemptResult struct {
-	kind    resultKind
-	err     *DeliveryError // nil when delivered
-	wait    time.Duration  // before the next attempt (resultRetry)
-	next    time.Time
-	reason  string // why it was dead-lettered
-	later   int    // the incident's later events (set by finish, for the dead-letter log)
-	paused  bool   // the endpoint is paused until next
-	elapsed time.Duration
-	data    []byte // the record to write (resultRetry, resultDead), nil if it cannot be encoded
+// verdict is what one attempt means for its event: the attempt's result,
+// its outcome OutcomeExpired instead of OutcomeRetry once the event reached
+// its max age, and what finish needs.
+type verdict struct {
+	attemptResult
+	next    time.Time     // the next attempt (OutcomeRetry)
+	elapsed time.Duration // the event's age (OutcomeExpired)
+	later   int           // the incident's later events (set by finish, for the dead-letter log)
+	data    []byte        // the record to write (retry, dead letter), nil if it cannot be encoded
 }
 
-type resultKind int8
-
-const (
-	resultDelivered resultKind = iota
-	resultRetry
-	resultDead
-	resultAborted
-)
-
-// Reasons for dead letters.
-const (
-	reasonPermanent = "permanent failure"
-	reasonMaxAge    = "max age exceeded"
-)
-
-// outcome classifies an attempt's result and, for a retry, sets when the
-// next attempt may be: after the backoff, but not later than the event's
-// max age (that attempt is its last); it encodes the record to write. It
-// runs on the worker, which owns j until finish.
-func (s *Sender) outcome(j *job, err error) attemptResult {
-	if err == nil {
-		return attemptResult{kind: resultDelivered}
+// outcome decides what an attempt's result means for its event: for a
+// retry, when the next attempt may be: after the result's wait, but not
+// later than the event's max age (that attempt is its last); past the max
+// age, the event expires. It encodes the record to write. It runs on the
+// worker, which owns j until finish.
+func (s *Sender) outcome(j *job, res attemptResult) verdict {
+	v := verdict{attemptResult: res}
+	if v.outcome == OutcomeDelivered {
+		return v
 	}
-	var de *DeliveryError
-	if !errors.As(err, &de) {
-		de = &DeliveryError{Attempts: j.attempts, StatusCode: j.status, Err: err}
+	if s.ctx.Err() != nil {
+		v.outcome = OutcomeAborted // whatever the attempt said: the Sender is stopping
 	}
-	if s.ctx.Err() != nil || errors.Is(de.Err, ErrAborted) {
-		return attemptResult{kind: resultAborted, err: de}
+	if v.outcome == OutcomeAborted {
+		return v
 	}
 	now := s.clock.Now()
-	j.lastErr = de.summary()
-	r := attemptResult{kind: resultDead, err: de, reason: reasonPermanent}
+	j.lastErr = v.err.summary()
 	deadline := j.created.Add(s.cfg.MaxAge)
 	switch {
-	case !j.retryable:
+	case v.outcome != OutcomeRetry:
 	case !now.Before(deadline):
-		r.reason, r.elapsed = reasonMaxAge, now.Sub(j.created)
+		v.outcome, v.elapsed = OutcomeExpired, now.Sub(j.created)
 	default:
-		next := now.Add(j.wait)
+		next := now.Add(v.wait)
 		if next.After(deadline) {
 			next = deadline
 		}
 		j.next = next
-		r = attemptResult{kind: resultRetry, err: de, wait: next.Sub(now), next: next, paused: j.throttled}
+		v.next, v.wait = next, next.Sub(now)
 	}
 	rec := j.record()
-	if r.kind == resultDead {
-		rec.DeadReason, rec.DeadAt = r.reason, now
+	if v.outcome.DeadLettered() {
+		rec.DeadReason, rec.DeadAt = v.outcome.DeadReason(), now
 	}
 	if data, err := rec.Encode(); err == nil {
-		r.data = data
+		v.data = data
 	} else {
 		s.log.Error("cannot encode an outbox record", append(j.fields(), zap.Error(err))...)
 	}
-	return r
+	return v
 }
 
-// log logs an attempt's result (before finish: dead letters are logged by finish).
-func (r *attemptResult) log(s *Sender, j *job) {
-	switch r.kind {
-	case resultDelivered:
+// log logs an attempt's outcome (before finish: dead letters are logged by finish).
+func (v *verdict) log(s *Sender, j *job) {
+	switch v.outcome {
+	case OutcomeDelivered:
 		if ce := s.log.Check(zap.DebugLevel, "squadcast event delivered"); ce != nil {
-			ce.Write(append(j.fields(), zap.Int("attempts", j.attempts), zap.Int("status", j.status))...)
+			ce.Write(append(j.fields(), zap.Int("attempts", j.attempts), zap.Int("status", v.status))...)
 		}
-	case resultRetry:
+	case OutcomeRetry:
 		fields := append(j.fields(),
 			zap.Int("attempt", j.attempts),
-			zap.Int("status", r.err.StatusCode),
-			zap.String("error", r.err.Err.Error()),
-			zap.Duration("retry_in", r.wait))
-		if r.paused {
+			zap.Int("status", v.err.StatusCode),
+			zap.String("error", v.err.Err.Error()),
+			zap.Duration("retry_in", v.wait))
+		if v.throttled {
 			fields = append(fields, zap.Bool("endpoint_paused", true))
 		}
 		s.log.Warn("squadcast delivery attempt failed, will retry", fields...)
-	case resultAborted:
+	case OutcomeAborted:
 		s.log.Info("squadcast delivery aborted by shutdown; the event stays in the outbox",
 			append(j.fields(), zap.Int("attempt", j.attempts))...)
 	}
 }
 
-// finish records an attempt's result, with s.mu held: it updates the
+// finish records an attempt's outcome, with s.mu held: it updates the
 // incident and the outbox, and gives the incident back to the scheduler.
-func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
+func (s *Sender) finish(inc *incident, j *job, v verdict) {
 	inc.busy = false
-	switch r.kind {
-	case resultAborted:
+	switch {
+	case v.outcome == OutcomeAborted:
 		// The event stays as it is on disk; the Sender is stopping.
 		return
-	case resultRetry:
-		if r.paused && r.next.After(inc.ep.pausedUntil) {
-			inc.ep.pausedUntil = r.next
+	case v.outcome == OutcomeRetry:
+		if v.throttled && v.next.After(inc.ep.pausedUntil) {
+			inc.ep.pausedUntil = v.next
 		}
-		if r.data != nil {
-			s.cm.Outcome(outbox.Op{Kind: outbox.OpUpdate, Seq: j.seq, Data: r.data})
+		if v.data != nil {
+			s.cm.Outcome(outbox.Op{Kind: outbox.OpUpdate, Seq: j.seq, Data: v.data})
 		}
 		s.schedule(inc, s.clock.Now())
 		return
-	case resultDelivered:
+	case v.outcome == OutcomeDelivered:
 		s.cm.Outcome(outbox.Op{Kind: outbox.OpDelete, Seq: j.seq}) // first: once counted, the deletion is queued
 		s.delivered.Add(1)
-	case resultDead:
+	case v.outcome.DeadLettered():
 		s.deadLettered.Add(1)
-		if r.data != nil {
-			s.cm.Outcome(outbox.Op{Kind: outbox.OpDead, Seq: j.seq, Data: r.data})
+		if v.data != nil {
+			s.cm.Outcome(outbox.Op{Kind: outbox.OpDead, Seq: j.seq, Data: v.data})
 		} else {
 			s.cm.Outcome(outbox.Op{Kind: outbox.OpDelete, Seq: j.seq})
 		}
@@ -374,9 +343,9 @@ func (s *Sender) finish(inc *incident, j *job, r attemptResult) {
 	inc.jobs[0] = nil
 	inc.jobs = inc.jobs[1:]
 	s.queued--
-	if r.kind == resultDead {
-		r.later = len(inc.jobs)
-		s.logDead(j, r)
+	if v.outcome.DeadLettered() {
+		v.later = len(inc.jobs)
+		s.logDead(j, v)
 	}
 	if len(inc.jobs) > 0 {
 		s.schedule(inc, s.clock.Now())
@@ -402,21 +371,21 @@ func (s *Sender) checkDrained() {
 }
 
 // logDead logs a dead letter at error level.
-func (s *Sender) logDead(j *job, r attemptResult) {
+func (s *Sender) logDead(j *job, v verdict) {
 	fields := append(j.fields(),
-		zap.String("reason", r.reason),
+		zap.String("reason", v.outcome.DeadReason()),
 		zap.Int("attempts", j.attempts),
-		zap.Int("status", r.err.StatusCode),
-		zap.String("error", r.err.Err.Error()))
-	if r.err.Body != "" {
-		fields = append(fields, zap.String("response", r.err.Body))
+		zap.Int("status", v.err.StatusCode),
+		zap.String("error", v.err.Err.Error()))
+	if v.err.Body != "" {
+		fields = append(fields, zap.String("response", v.err.Body))
 	}
-	if r.reason == reasonMaxAge {
-		fields = append(fields, zap.Duration("age", r.elapsed))
+	if v.outcome == OutcomeExpired {
+		fields = append(fields, zap.Duration("age", v.elapsed))
 	}
-	if r.later > 0 {
+	if v.later > 0 {
 		// Order is kept for what remains: the next event goes next.
-		fields = append(fields, zap.Int("later_events", r.later),
+		fields = append(fields, zap.Int("later_events", v.later),
 			zap.String("then", "the incident's later events are still delivered"))
 	}
 	s.log.Error("squadcast event dead-lettered", fields...)

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
@@ -49,7 +48,7 @@ var (
 type Sender struct {
 	cfg       Config
 	log       *zap.Logger
-	client    *retryablehttp.Client
+	attempter *attempter
 	transport *http.Transport
 	endpoints map[string]*target
 	hooks     hooks
@@ -79,7 +78,7 @@ type Sender struct {
 	// keeps each incident's order.
 	spilled   int           // spilled events not loaded yet (written or to write)
 	unwritten int           // spilled events still to write (in memory until then)
-	spillNext uint64        // where the loader reads from; 0 until one is written
+	spillNext uint64        // where the loader reads from; 0 while none is spilled
 	loadWake  chan struct{} // wakes the loader
 	closed    bool          // Publish refuses
 	stopping  bool          // workers and scheduler return
@@ -120,9 +119,9 @@ type target struct {
 }
 
 // job is one event to deliver. Its delivery state is touched only by the
-// worker delivering it (go-retryablehttp calls the hooks on that goroutine),
-// and next also under Sender.mu; released and spill belong to the commit
-// hand-off (onCommit), seq is set once, when it is published or loaded.
+// worker delivering it, and next also under Sender.mu; released and spill
+// belong to the commit hand-off (onCommit); seq is set once, when the
+// event is published or loaded.
 type job struct {
 	target  *target
 	id      string
@@ -136,12 +135,6 @@ type job struct {
 	lastErr  string
 	next     time.Time // not before
 
-	// Set by each attempt.
-	status    int
-	retryable bool
-	throttled bool          // 429, or 503 with Retry-After: pause the endpoint
-	wait      time.Duration // before the next attempt
-
 	seq      uint64 // its key in the outbox
 	released bool   // handed to the scheduler (or, spilled, left on disk)
 	spill    bool   // kept in the outbox only, until the loader reads it back
@@ -154,13 +147,6 @@ func (j *job) fields() []zap.Field {
 		zap.String("level", j.level.String()),
 		zap.String("task", j.task),
 	}
-}
-
-type jobKey struct{}
-
-func jobFrom(ctx context.Context) *job {
-	j, _ := ctx.Value(jobKey{}).(*job)
-	return j
 }
 
 // New validates cfg, opens the outbox in cfg.DataDir (creating both if
@@ -215,22 +201,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
 	s.transport.MaxIdleConnsPerHost = cfg.Workers
-	s.client = &retryablehttp.Client{
-		HTTPClient: &http.Client{
-			Transport:     timeoutTransport{next: s.transport},
-			CheckRedirect: checkRedirect,
-		},
-		Logger:       retryLogger{log: s.log},
-		RetryWaitMin: cfg.RetryWaitMin,
-		RetryWaitMax: cfg.RetryWaitMax,
-		// One attempt per Do: the scheduler retries, so that a worker never
-		// sleeps through a backoff (see schedule.go).
-		RetryMax:       0,
-		RequestLogHook: s.requestLogHook,
-		CheckRetry:     s.checkRetry,
-		Backoff:        s.backoff,
-		ErrorHandler:   errorHandler,
-	}
+	s.attempter = newAttempter(s.transport, cfg, h)
 
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.queued = len(loaded.Events)
@@ -363,45 +334,9 @@ func (s *Sender) unknownEndpoint(name string) error {
 	return e
 }
 
-// send makes one HTTP attempt. Its error is a redacted *DeliveryError.
-func (s *Sender) send(j *job) error {
-	ctx := context.WithValue(s.ctx, jobKey{}, j)
-	j.status, j.retryable, j.throttled, j.wait = 0, false, false, 0
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, j.target.url, j.body)
-	if err != nil {
-		return &DeliveryError{Attempts: j.attempts, Err: redactError(fmt.Errorf("build request: %w", err), j.target.secrets)}
-	}
-	for k, v := range j.target.headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", s.cfg.UserAgent)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var de *DeliveryError
-		if errors.As(err, &de) {
-			de.Attempts = j.attempts
-		} else {
-			if s.ctx.Err() != nil {
-				err = fmt.Errorf("%w: %w", context.Cause(s.ctx), err)
-			}
-			de = &DeliveryError{Attempts: j.attempts, StatusCode: j.status, Err: err}
-		}
-		return redactError(de, j.target.secrets)
-	}
-	j.status = resp.StatusCode
-	drainBody(resp.Body)
-	return nil
-}
-
-// requestLogHook runs before each attempt: it counts attempts and retries.
-func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, _ int) {
-	j := jobFrom(req.Context())
-	if j == nil {
-		return
-	}
+// send makes the next attempt of j: it counts it (and a retry), and
+// returns its result.
+func (s *Sender) send(j *job) attemptResult {
 	j.attempts++
 	if j.attempts > 1 {
 		s.retried.Add(1)
@@ -409,6 +344,8 @@ func (s *Sender) requestLogHook(_ retryablehttp.Logger, req *http.Request, _ int
 	if ce := s.log.Check(zap.DebugLevel, "squadcast delivery attempt"); ce != nil {
 		ce.Write(append(j.fields(), zap.Int("attempt", j.attempts), zap.Int("bytes", len(j.body)))...)
 	}
+	return s.attempter.attempt(s.ctx, attemptRequest{url: j.target.url, headers: j.target.headers, body: j.body,
+		timeout: j.target.timeout, attempt: j.attempts, secrets: j.target.secrets})
 }
 
 // Stats are a Sender's counters since New, and its current backlog.

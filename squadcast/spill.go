@@ -32,14 +32,13 @@ func (s *Sender) wakeLoader() {
 	}
 }
 
-// spillWritten tells the loader that n spilled events were written, the
-// first of them with sequence number seq.
-func (s *Sender) spillWritten(seq uint64, n int) {
+// spillWritten tells the loader that n spilled events were written. (Where
+// it reads from was set when the first of them was published: their
+// sequence numbers are known then. Setting it here instead would race
+// with a loader that read them from disk before this call.)
+func (s *Sender) spillWritten(n int) {
 	s.mu.Lock()
 	s.unwritten -= n
-	if s.spillNext == 0 {
-		s.spillNext = seq
-	}
 	room := s.queued < s.cfg.QueueSize
 	s.mu.Unlock()
 	if room {
