@@ -183,18 +183,17 @@ func closeAndWait(t *testing.T, s *Sender) {
 // kill stops s as a crash would: attempts in flight are cut, outcomes not
 // yet written are lost, and nothing more is written.
 func kill(s *Sender) {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.backlog.close(func() {})
 	s.closeOnce.Do(func() { s.shutdown(true) })
 }
 
 // waitingDue returns, for the incidents waiting in the heap, when each may go (by alert id).
 func waitingDue(s *Sender) map[string]time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	sc := s.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	m := map[string]time.Time{}
-	for _, inc := range s.waiting {
+	for _, inc := range sc.waiting {
 		m[inc.key.id] = inc.due
 	}
 	return m
@@ -203,22 +202,25 @@ func waitingDue(s *Sender) map[string]time.Time {
 // settled reports whether every event of s is in an incident (none is
 // waiting for the committer), and none is ready, in flight, or due.
 func settled(s *Sender) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.ready) > 0 {
+	s.backlog.mu.Lock() // the lock order: backlog, then scheduler
+	defer s.backlog.mu.Unlock()
+	sc := s.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if len(sc.ready) > 0 {
 		return false
 	}
-	if len(s.waiting) > 0 && !s.waiting[0].due.After(s.clock.Now()) {
+	if len(sc.waiting) > 0 && !sc.waiting[0].due.After(s.clock.Now()) {
 		return false
 	}
 	n := 0
-	for _, inc := range s.incidents {
+	for _, inc := range sc.incidents {
 		if inc.busy {
 			return false
 		}
 		n += len(inc.jobs)
 	}
-	return n == s.queued
+	return n == s.backlog.queued
 }
 
 // lister is an outbox that lists its entries: a Sender's *outbox.DB, or

@@ -35,32 +35,12 @@ func (p *publisher) Publish(ev udf.Event) error {
 		return drop(err)
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return drop(ErrClosed)
-	}
-	if s.spilled > 0 || s.queued >= s.cfg.QueueSize {
-		// Memory is full, or was: the outbox keeps the event until the
-		// loader reads it back. Until it is written it is in memory: while
-		// writes fail, that too is bounded.
-		if s.unwritten >= s.cfg.QueueSize && s.cm.Err() != nil {
-			return drop(fmt.Errorf("%w (%d events wait to be written)", ErrOutboxBehind, s.unwritten))
-		}
-		j.spill = true
-		s.spilled++
-		s.unwritten++
-	} else {
-		s.queued++
+	err = s.backlog.admit(j, func() bool { return s.cm.Err() != nil }, s.outbox.NextSeq,
+		func() { s.cm.Append(&p.src, j.seq, rec, j) })
+	if err != nil {
+		return drop(err)
 	}
 	s.published.Add(1)
-	// Under s.mu: sequence numbers, and so the outbox's order, are the
-	// order of Publish.
-	j.seq = s.outbox.NextSeq()
-	if j.spill && s.spillNext == 0 {
-		s.spillNext = j.seq // the loader reads from here once it is written
-	}
-	s.cm.Append(&p.src, j.seq, rec, j)
 	return nil
 }
 
@@ -106,10 +86,8 @@ func (s *Sender) onCommit(jobs []*job, err error) {
 			spilledN++
 		}
 	}
-	if len(fresh) > 0 {
-		s.enqueue(fresh)
-	}
-	if spilledN > 0 {
-		s.spillWritten(spilledN)
+	s.sched.add(fresh)
+	if spilledN > 0 && s.backlog.written(spilledN) {
+		s.loader.wake()
 	}
 }

@@ -251,9 +251,9 @@ func TestSameURLSharesIncidents(t *testing.T) {
 	// a and c are in flight at once; b waits behind a.
 	first := map[string]bool{<-g.arrived: true, <-g.arrived: true}
 	require.Equal(t, map[string]bool{"x/a": true, "x/c": true}, first)
-	s.mu.Lock()
-	require.Len(t, s.incidents, 2)
-	s.mu.Unlock()
+	s.sched.mu.Lock()
+	require.Len(t, s.sched.incidents, 2)
+	s.sched.mu.Unlock()
 	g.open()
 	closeAndWait(t, s)
 	require.Equal(t, uint64(3), s.Stats().Delivered)
@@ -293,13 +293,13 @@ func TestIncidentsMapDroppedAfterBurst(t *testing.T) {
 		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i), Level: udf.Critical}))
 	}
 	require.NoError(t, flushNow(p))
-	s.mu.Lock()
-	peak := s.peak
-	s.mu.Unlock()
+	s.sched.mu.Lock()
+	peak := s.sched.peak
+	s.sched.mu.Unlock()
 	require.Equal(t, n, peak, "every incident waits for the server")
 	close(release)
 	closeAndWait(t, s)
 	require.Equal(t, uint64(n), s.Stats().Delivered)
-	require.Empty(t, s.incidents)
-	require.Zero(t, s.peak, "the map was made anew")
+	require.Empty(t, s.sched.incidents)
+	require.Zero(t, s.sched.peak, "the map was made anew")
 }
