@@ -1,11 +1,3 @@
-// Package squadcast turns alert events into Squadcast webhook calls: it
-// renders the payloads (Kapacitor's alert JSON or Squadcast's Incident
-// Webhook JSON), keeps them in a durable outbox (a bbolt file) until
-// Squadcast accepts them, and delivers them with retries, one incident at a
-// time in order, many incidents in parallel.
-//
-// Webhook URLs carry the service's secret key in their last path segment:
-// nothing in this package logs them or puts them in an error.
 package squadcast
 
 import (

@@ -2,6 +2,7 @@ package squadcast
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -182,18 +183,17 @@ func closeAndWait(t *testing.T, s *Sender) {
 // kill stops s as a crash would: attempts in flight are cut, outcomes not
 // yet written are lost, and nothing more is written.
 func kill(s *Sender) {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.backlog.close(func() {})
 	s.closeOnce.Do(func() { s.shutdown(true) })
 }
 
 // waitingDue returns, for the incidents waiting in the heap, when each may go (by alert id).
 func waitingDue(s *Sender) map[string]time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	sc := s.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	m := map[string]time.Time{}
-	for _, inc := range s.waiting {
+	for _, inc := range sc.waiting {
 		m[inc.key.id] = inc.due
 	}
 	return m
@@ -202,26 +202,35 @@ func waitingDue(s *Sender) map[string]time.Time {
 // settled reports whether every event of s is in an incident (none is
 // waiting for the committer), and none is ready, in flight, or due.
 func settled(s *Sender) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.ready) > 0 {
+	s.backlog.mu.Lock() // the lock order: backlog, then scheduler
+	defer s.backlog.mu.Unlock()
+	sc := s.sched
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if len(sc.ready) > 0 {
 		return false
 	}
-	if len(s.waiting) > 0 && !s.waiting[0].due.After(s.clock.Now()) {
+	if len(sc.waiting) > 0 && !sc.waiting[0].due.After(s.clock.Now()) {
 		return false
 	}
 	n := 0
-	for _, inc := range s.incidents {
+	for _, inc := range sc.incidents {
 		if inc.busy {
 			return false
 		}
 		n += len(inc.jobs)
 	}
-	return n == s.queued
+	return n == s.backlog.queued
+}
+
+// lister is an outbox that lists its entries: a Sender's *outbox.DB, or
+// an *Outbox of the commands.
+type lister interface {
+	List() ([]OutboxEntry, error)
 }
 
 // listOutbox lists the outbox of a running or stopped Sender.
-func listOutbox(t *testing.T, o *Outbox) []OutboxEntry {
+func listOutbox(t *testing.T, o lister) []OutboxEntry {
 	t.Helper()
 	l, err := o.List()
 	require.NoError(t, err)
@@ -294,7 +303,7 @@ func pendingAfterCrash(t *testing.T, h *holdServer, dir string, n int, ids ...st
 			require.NoError(t, p.Publish(webhookEvent(id, i)))
 		}
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	<-h.arrived
 	kill(s)
 	return s
@@ -331,3 +340,17 @@ func failCommitsWhile(hk *hooks, fail func() bool) {
 		return nil
 	}
 }
+
+// flushNow flushes p as a publisher that never held its events: the
+// events it publishes later are written at once (see publisher.flush).
+func flushNow(p udf.Publisher) error { return p.(*publisher).flush(nil, false) }
+
+// The outbox file's buckets and keys, for tests that write it behind the
+// Sender's back (it is closed then).
+var (
+	bucketPending = []byte("pending")
+	bucketMeta    = []byte("meta")
+	keyVersion    = []byte("version")
+)
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

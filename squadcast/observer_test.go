@@ -23,7 +23,7 @@ type recordingObserver struct {
 	age []time.Duration
 }
 
-func (o *recordingObserver) Attempted(endpoint string, r Result, took, age time.Duration) {
+func (o *recordingObserver) Attempted(endpoint string, r Outcome, took, age time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.got = append(o.got, endpoint+" "+r.String())
@@ -109,13 +109,13 @@ func TestReady(t *testing.T) {
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
-	require.Error(t, p.(udf.Flusher).Flush())
+	require.Error(t, flushNow(p))
 	err = s.Ready()
 	require.ErrorContains(t, err, "the last outbox write failed")
 	require.ErrorContains(t, err, "injected disk failure")
 
 	failing.Store(false)
-	require.NoError(t, p.(udf.Flusher).Flush(), "the retried write succeeds")
+	require.NoError(t, flushNow(p), "the retried write succeeds")
 	require.NoError(t, s.Ready())
 
 	closeAndWait(t, s)

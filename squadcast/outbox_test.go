@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
@@ -122,7 +122,7 @@ func TestDeleteOnlyAfter2xx(t *testing.T) {
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	require.Eventually(t, func() bool {
 		l := listOutbox(t, s.outbox)
 		return len(l) == 1 && l[0].Attempts == 1
@@ -138,7 +138,7 @@ func TestDeleteOnlyAfter2xx(t *testing.T) {
 	require.Equal(t, StatePending, e.State)
 	require.Equal(t, "default", e.Endpoint)
 	require.Equal(t, "a", e.Incident)
-	require.Equal(t, udf.Critical, e.Level)
+	require.Equal(t, udf.Critical.String(), e.Level)
 	require.Equal(t, FormatIncidentWebhook, e.Format)
 	require.Equal(t, 1, e.Attempts)
 	require.Equal(t, "http status 500 Internal Server Error: answer for key [redacted]", e.LastError)
@@ -178,7 +178,7 @@ func TestFlushWaitsForCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("a", 0)), "publish returns with the committer blocked")
 	flushed := make(chan error, 1)
-	go func() { flushed <- p.(udf.Flusher).Flush() }()
+	go func() { flushed <- flushNow(p) }()
 	<-entered
 	require.NoError(t, p.Publish(webhookEvent("a", 1)), "publish returns with the committer blocked")
 	select {
@@ -193,9 +193,9 @@ func TestFlushWaitsForCommit(t *testing.T) {
 	l := listOutbox(t, s.outbox) // no waiting: it is there
 	require.NotEmpty(t, l)
 	require.Equal(t, "a", l[0].Incident)
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	require.Len(t, listOutbox(t, s.outbox), 2)
-	require.NoError(t, p.(udf.Flusher).Flush(), "nothing new: returns at once")
+	require.NoError(t, flushNow(p), "nothing new: returns at once")
 }
 
 // TestFlushReportsWriteFailure: when a write fails, Flush says so, the
@@ -213,11 +213,11 @@ func TestFlushReportsWriteFailure(t *testing.T) {
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
-	err = p.(udf.Flusher).Flush()
+	err = flushNow(p)
 	require.ErrorContains(t, err, "make 1 event(s) or state change(s) of endpoint default durable")
 	require.ErrorContains(t, err, "injected disk failure")
 	require.NotContains(t, err.Error(), secretKey)
-	require.NoError(t, p.(udf.Flusher).Flush(), "the retried write succeeds")
+	require.NoError(t, flushNow(p), "the retried write succeeds")
 	require.Eventually(t, func() bool { return s.Stats().Delivered == 1 }, 10*time.Second, time.Millisecond)
 	closeAndWait(t, s)
 	require.Equal(t, []string{"a/0"}, h.got())
@@ -245,13 +245,13 @@ func TestConcurrentFlush(t *testing.T) {
 				t.Error(err)
 			}
 			if n%flushEvery == flushEvery-1 {
-				if err := p.(udf.Flusher).Flush(); err != nil {
+				if err := flushNow(p); err != nil {
 					t.Error(err)
 				}
 			}
 		}
 	})
-	commits := s.commits.Load()
+	commits := s.cm.Commits()
 	kill(s)
 	t.Logf("%d events in %d transactions", publishers*perPub, commits)
 
@@ -298,7 +298,7 @@ func TestDeadLetters(t *testing.T) {
 	for n := range 3 {
 		require.NoError(t, p.Publish(webhookEvent("x", n)))
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	close(flushed)
 	closeAndWait(t, s)
 	require.Equal(t, []string{"x/0", "x/1", "x/2"}, rec.got())
@@ -334,7 +334,7 @@ func TestDeadLetters(t *testing.T) {
 	require.Equal(t, 1, n)
 	l = listOutbox(t, o)
 	require.Len(t, l, 1)
-	require.Equal(t, OutboxEntry{State: StatePending, Seq: 1, Endpoint: "default", Incident: "x", Level: udf.Critical,
+	require.Equal(t, OutboxEntry{State: StatePending, Seq: 1, Endpoint: "default", Incident: "x", Level: "CRITICAL",
 		Format: FormatIncidentWebhook, Created: e.Created, Size: e.Size}, l[0], "attempts, error and reason cleared")
 	n, err = o.RetryDead()
 	require.NoError(t, err)
@@ -365,7 +365,7 @@ func TestDeadLetterMaxAge(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("x", 0)))
 	require.NoError(t, p.Publish(webhookEvent("x", 1)))
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	deadline := clockStart.Add(10 * time.Minute)
 	var dues []time.Time
 	for s.Stats().DeadLettered == 0 {
@@ -486,7 +486,7 @@ func TestCorruptRecord(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, p.Publish(webhookEvent("a", 0)))
 			require.NoError(t, p.Publish(webhookEvent("a", 1)))
-			require.NoError(t, p.(udf.Flusher).Flush())
+			require.NoError(t, flushNow(p))
 			kill(s)
 
 			db, err := bolt.Open(OutboxPath(dir), 0o600, nil)
@@ -522,54 +522,22 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
-// TestRecordRoundTrip: what is stored decodes to what was written: a
-// compact JSON body as JSON text, any other body in base64; and version 1
-// records (base64 bodies) still decode.
-func TestRecordRoundTrip(t *testing.T) {
-	for _, tc := range []struct {
-		body, stored string
-	}{
-		{`{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`, `"payload":{"event_id":"cpu:host=a","status":"trigger","message":"\u003cb\u003e"}`},
-		{"{}\n", `"payload":{},"payload_nl":true`},   // a rendered body ends with a newline
-		{"{} \n", `"body":"e30gCg=="`},               // not compact
-		{`{"m":"<b>"}`, `"body":"eyJtIjoiPGI+In0="`}, // json.Marshal would escape it
-		{`{"m":"a` + "\u2028" + `"}`, `"body":`},
-		{"not json", `"body":"bm90IGpzb24="`},
-	} {
-		r := &record{Endpoint: "inline:h.example", Settings: "default", URL: secretURL, Format: FormatIncidentWebhook,
-			Incident: "cpu:host=a", Level: udf.Warning, Task: "t", Created: clockStart, Attempts: 3,
-			LastError: "http status 503 Service Unavailable", NextAttempt: clockStart.Add(time.Minute), Body: []byte(tc.body)}
-		b, err := encodeRecord(r)
-		require.NoError(t, err)
-		require.Contains(t, string(b), `"v":2`)
-		require.Contains(t, string(b), tc.stored)
-		got, err := decodeRecord(b)
-		require.NoError(t, err)
-		require.Equal(t, r, got)
-		require.Equal(t, tc.body, string(got.Body), "byte for byte")
-	}
-	// Rendered bodies, of both formats, are stored as JSON text.
+// TestRenderedBodiesStoredAsJSON: rendered bodies, of both formats, are
+// stored as JSON text (a third smaller than base64), and read back byte
+// for byte.
+func TestRenderedBodiesStoredAsJSON(t *testing.T) {
 	for _, format := range []string{FormatKapacitor, FormatIncidentWebhook} {
 		body, err := Render(format, udf.Event{ID: "cpu:host=a", Message: "<b>", Level: udf.Critical, Tags: map[string]string{"host": "a"}})
 		require.NoError(t, err)
-		b, err := encodeRecord(&record{Endpoint: "default", URL: secretURL, Format: format, Created: clockStart, Body: body})
+		b, err := (&outbox.Record{Endpoint: "default", URL: secretURL, Format: format, Level: "CRITICAL", Created: clockStart, Body: body}).Encode()
 		require.NoError(t, err)
 		require.Contains(t, string(b), `"payload":{`, format)
 		require.NotContains(t, string(b), `"body":`, format)
-		got, err := decodeRecord(b)
+		got, err := outbox.Decode(b)
 		require.NoError(t, err)
+		require.NoError(t, checkRecord(got))
 		require.Equal(t, string(body), string(got.Body), "%s: byte for byte", format)
 	}
-	v1 := `{"v":1,"endpoint":"default","url":"https://h.example/k","format":"kapacitor","incident":"x","level":"OK","created":"2024-01-01T00:00:00Z","body":"e30="}`
-	got, err := decodeRecord([]byte(v1))
-	require.NoError(t, err)
-	require.Equal(t, "{}", string(got.Body))
-
-	_, ok := keySeq([]byte{1})
-	require.False(t, ok)
-	seq, ok := keySeq(seqKey(258))
-	require.True(t, ok)
-	require.Equal(t, uint64(258), seq)
 }
 
 // BenchmarkPublishFlush measures Publish and Flush with the outbox (each
@@ -600,7 +568,7 @@ func BenchmarkPublishFlush(b *testing.B) {
 					if err := p.Publish(e); err != nil {
 						b.Error(err)
 					}
-					if err := p.(udf.Flusher).Flush(); err != nil {
+					if err := flushNow(p); err != nil {
 						b.Error(err)
 					}
 				}
@@ -612,96 +580,17 @@ func BenchmarkPublishFlush(b *testing.B) {
 					b.Fatal(err)
 				}
 				if i%perFlush == perFlush-1 || i == b.N-1 {
-					if err := p.(udf.Flusher).Flush(); err != nil {
+					if err := flushNow(p); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(b.N)/float64(max(s.commits.Load(), 1)), "events/txn")
+		b.ReportMetric(float64(b.N)/float64(max(s.cm.Commits(), 1)), "events/txn")
 		closeNow(s)
 	}
 	b.Run("1-per-flush", func(b *testing.B) { run(b, 1, false) })
 	b.Run("100-per-flush", func(b *testing.B) { run(b, 100, false) })
 	b.Run("parallel-1-per-flush", func(b *testing.B) { run(b, 1, true) })
-}
-
-// TestPendingLeavesFull: the pending bucket's keys are appended in order,
-// so its leaves are filled before they split (appendFill), not half empty
-// as with bbolt's default: the file, and the pages of it the daemon maps,
-// are about half as large. Events of about 1KB are held by the server
-// while their leaves are measured.
-func TestPendingLeavesFull(t *testing.T) {
-	h := newHoldServer(t)
-	cfg, _ := testConfig(t, holdConfig(h, "", 1))
-	s := startSender(t, cfg, (&fastHooks{}).hooks())
-	p, err := s.Open(udf.Destination{})
-	require.NoError(t, err)
-	for i := range 300 {
-		ev := webhookEvent(fmt.Sprintf("incident-%d", i), 0)
-		ev.Details = strings.Repeat("d", 600)
-		require.NoError(t, p.Publish(ev))
-		if i%10 == 9 {
-			require.NoError(t, p.(udf.Flusher).Flush()) // commits of a few events, as under load
-		}
-	}
-	require.NoError(t, p.(udf.Flusher).Flush())
-	var st bolt.BucketStats
-	require.NoError(t, s.outbox.view(func(tx *bolt.Tx) error {
-		st = tx.Bucket(bucketPending).Stats()
-		return nil
-	}))
-	require.Equal(t, 300, st.KeyN)
-	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
-	t.Logf("%d leaf pages, %.0f%% used", st.LeafPageN, 100*fill)
-	require.Greater(t, fill, 0.7, "pending leaves are filled")
-}
-
-// TestCommitCostIndependentOfFreePages: what a commit allocates does not
-// grow with the outbox's free pages (thousands after a burst was
-// delivered): bbolt neither writes nor merges a list of them per commit.
-func TestCommitCostIndependentOfFreePages(t *testing.T) {
-	o, err := OpenOutbox(filepath.Join(t.TempDir(), OutboxFile), false)
-	require.NoError(t, err)
-	defer o.Close()
-	rec := make([]byte, 1400)
-	putDelete := func(n int, del bool) {
-		require.NoError(t, o.update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketPending)
-			b.FillPercent = appendFill
-			for range n {
-				seq, err := b.NextSequence()
-				require.NoError(t, err)
-				require.NoError(t, b.Put(seqKey(seq), rec))
-				if del {
-					require.NoError(t, b.Delete(seqKey(seq)))
-				}
-			}
-			return nil
-		}))
-	}
-	for range 10 {
-		putDelete(1000, false) // a burst
-	}
-	require.NoError(t, o.update(func(tx *bolt.Tx) error { // delivered
-		c := tx.Bucket(bucketPending).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.First() {
-			require.NoError(t, c.Delete())
-		}
-		return nil
-	}))
-	putDelete(1, true)
-	free := o.db.Stats().FreePageN
-	require.Greater(t, free, 4000)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	const commits = 50
-	for range commits {
-		putDelete(1, true)
-	}
-	runtime.ReadMemStats(&after)
-	perCommit := (after.TotalAlloc - before.TotalAlloc) / commits
-	t.Logf("%d free pages: %d bytes allocated per commit", free, perCommit)
-	require.Less(t, perCommit, uint64(32<<10), "bytes allocated per commit with %d free pages", free)
 }

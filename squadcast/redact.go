@@ -1,12 +1,9 @@
 package squadcast
 
 import (
-	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
-
-	"go.uber.org/zap"
 )
 
 // redactedPath replaces a URL's path and query wherever a URL is shown.
@@ -72,9 +69,9 @@ func urlSecrets(raw string) []string {
 }
 
 // redactError returns err with every URL in it redacted, and the given
-// secrets removed from its text. A *url.Error (what net/http and
-// go-retryablehttp return) is copied with its URL redacted, so that it keeps
-// its type and its cause for errors.Is/As. Any other error whose text still
+// secrets removed from its text. A *url.Error (what net/http's Client
+// returns) is copied with its URL redacted, so that it keeps its type and
+// its cause for errors.Is/As. Any other error whose text still
 // shows a secret or a URL is replaced by an error with the cleaned text,
 // which unwraps to nothing (its cause would show the secret again).
 func redactError(err error, secrets []string) error {
@@ -101,43 +98,3 @@ func redactError(err error, secrets []string) error {
 type redactedError struct{ msg string }
 
 func (e *redactedError) Error() string { return e.msg }
-
-// retryLogger adapts go-retryablehttp's LeveledLogger to zap, redacting
-// every URL its messages carry (it logs the full request URL). All its
-// lines go to debug: the Sender logs retries and failures itself, with the
-// endpoint name and incident.
-type retryLogger struct{ log *zap.Logger }
-
-func (l retryLogger) Error(msg string, kv ...interface{}) { l.emit(msg, kv) }
-func (l retryLogger) Warn(msg string, kv ...interface{})  { l.emit(msg, kv) }
-func (l retryLogger) Info(msg string, kv ...interface{})  { l.emit(msg, kv) }
-func (l retryLogger) Debug(msg string, kv ...interface{}) { l.emit(msg, kv) }
-
-func (l retryLogger) emit(msg string, kv []interface{}) {
-	if ce := l.log.Check(zap.DebugLevel, "retryablehttp: "+redactText(msg, nil)); ce != nil {
-		fields := make([]zap.Field, 0, len(kv)/2+1)
-		for i := 0; i < len(kv); i += 2 {
-			key := fmt.Sprint(kv[i])
-			var val interface{}
-			if i+1 < len(kv) {
-				val = kv[i+1]
-			}
-			fields = append(fields, zap.String(key, redactValue(val)))
-		}
-		ce.Write(fields...)
-	}
-}
-
-// redactValue renders a logged value as text with its URLs redacted.
-func redactValue(v interface{}) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case error:
-		return redactError(x, nil).Error()
-	case *url.URL:
-		return RedactURL(x.String())
-	default:
-		return redactText(fmt.Sprint(x), nil)
-	}
-}

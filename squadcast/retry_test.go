@@ -48,7 +48,7 @@ func TestClassifyEveryStatus(t *testing.T) {
 	} {
 		require.Equal(t, want, Classify(code), "status %d", code)
 	}
-	require.Equal(t, "retry", OutcomeRetry.String())
+	require.Equal(t, "retried", OutcomeRetry.String())
 }
 
 func TestBackoffDuration(t *testing.T) {

@@ -73,10 +73,6 @@ func BenchmarkSenderPublishFlush(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			pub, _ := benchPublisher(b)
-			f, ok := pub.(udf.Flusher)
-			if tc.flushEvery > 0 && !ok {
-				b.Skip("the publisher is not a udf.Flusher")
-			}
 			evs := make([]udf.Event, 1000)
 			for i := range evs {
 				evs[i] = benchSenderEvent(i)
@@ -89,15 +85,13 @@ func BenchmarkSenderPublishFlush(b *testing.B) {
 				}
 				i++
 				if tc.flushEvery > 0 && i%tc.flushEvery == 0 {
-					if err := f.Flush(); err != nil {
+					if err := pub.Flush(nil); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			if ok {
-				if err := f.Flush(); err != nil {
-					b.Fatal(err)
-				}
+			if err := pub.Flush(nil); err != nil {
+				b.Fatal(err)
 			}
 		})
 	}

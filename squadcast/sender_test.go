@@ -172,7 +172,7 @@ func TestFairness(t *testing.T) {
 	}
 	require.NoError(t, p.Publish(ev("b", 0)))
 	require.NoError(t, p.Publish(ev("b", 1)))
-	require.NoError(t, p.(udf.Flusher).Flush()) // all written and scheduled
+	require.NoError(t, flushNow(p)) // all written and scheduled
 	g.open()
 	closeAndWait(t, s)
 
@@ -251,9 +251,9 @@ func TestSameURLSharesIncidents(t *testing.T) {
 	// a and c are in flight at once; b waits behind a.
 	first := map[string]bool{<-g.arrived: true, <-g.arrived: true}
 	require.Equal(t, map[string]bool{"x/a": true, "x/c": true}, first)
-	s.mu.Lock()
-	require.Len(t, s.incidents, 2)
-	s.mu.Unlock()
+	s.sched.mu.Lock()
+	require.Len(t, s.sched.incidents, 2)
+	s.sched.mu.Unlock()
 	g.open()
 	closeAndWait(t, s)
 	require.Equal(t, uint64(3), s.Stats().Delivered)
@@ -262,7 +262,7 @@ func TestSameURLSharesIncidents(t *testing.T) {
 func requireDone(t *testing.T, s *Sender) {
 	t.Helper()
 	select {
-	case <-s.cmExited:
+	case <-s.cm.Done():
 	default:
 		t.Fatal("committer still running after Close returned")
 	}
@@ -271,7 +271,8 @@ func requireDone(t *testing.T, s *Sender) {
 	// returning from its function.
 	buf := make([]byte, 1<<20)
 	require.Eventually(t, func() bool {
-		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "squadcast.(*Sender).")
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		return !strings.Contains(stacks, "squadcast.(*Sender).") && !strings.Contains(stacks, "outbox.(*Committer[")
 	}, 10*time.Second, time.Millisecond, "goroutines of a Sender are left")
 }
 
@@ -291,14 +292,14 @@ func TestIncidentsMapDroppedAfterBurst(t *testing.T) {
 	for i := range n {
 		require.NoError(t, p.Publish(udf.Event{ID: strconv.Itoa(i), Level: udf.Critical}))
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
-	s.mu.Lock()
-	peak := s.peak
-	s.mu.Unlock()
+	require.NoError(t, flushNow(p))
+	s.sched.mu.Lock()
+	peak := s.sched.peak
+	s.sched.mu.Unlock()
 	require.Equal(t, n, peak, "every incident waits for the server")
 	close(release)
 	closeAndWait(t, s)
 	require.Equal(t, uint64(n), s.Stats().Delivered)
-	require.Empty(t, s.incidents)
-	require.Zero(t, s.peak, "the map was made anew")
+	require.Empty(t, s.sched.incidents)
+	require.Zero(t, s.sched.peak, "the map was made anew")
 }

@@ -49,7 +49,7 @@ func TestSpillWhenQueueFull(t *testing.T) {
 			require.NoError(t, p.Publish(webhookEvent(id, n)), "no event is refused")
 		}
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	require.Equal(t, Stats{Published: 20, Queued: 3, Spilled: 17, Pending: 20}, s.Stats())
 
 	close(release)
@@ -128,7 +128,7 @@ func TestSpillOnAndOff(t *testing.T) {
 			require.NoError(t, p.Publish(webhookEvent(id, n)))
 		}
 		if n%3 == 0 {
-			require.NoError(t, p.(udf.Flusher).Flush())
+			require.NoError(t, flushNow(p))
 			if s.Stats().Spilled > 0 {
 				spilledSeen++
 			}
@@ -190,7 +190,7 @@ func TestSpillBoundedWhenWritesFail(t *testing.T) {
 	for n := range 4 {
 		require.NoError(t, p.Publish(webhookEvent("a", n)), "event %d", n)
 	}
-	require.ErrorContains(t, p.(udf.Flusher).Flush(), "injected disk failure")
+	require.ErrorContains(t, flushNow(p), "injected disk failure")
 	err = p.Publish(webhookEvent("a", 4))
 	require.ErrorIs(t, err, ErrOutboxBehind)
 	require.ErrorContains(t, err, `"a"`)
@@ -201,6 +201,6 @@ func TestSpillBoundedWhenWritesFail(t *testing.T) {
 	failing.Store(false)
 	require.Eventually(t, func() bool { return s.Stats().Pending == 4 }, 10*time.Second, time.Millisecond, "the retried write")
 	require.NoError(t, p.Publish(webhookEvent("a", 5)), "spilling goes on once the writes succeed")
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, flushNow(p))
 	require.Equal(t, Stats{Published: 5, Dropped: 1, Queued: 2, Spilled: 3, Pending: 5}, s.Stats())
 }

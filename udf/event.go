@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Level is an alert level, ordered like Kapacitor's: OK < INFO < WARNING < CRITICAL.
@@ -110,49 +108,6 @@ type Event struct {
 	// Priority is the Incident Webhook priority ("P1".."P5") of a non-OK
 	// event, "" for none.
 	Priority string
-}
-
-// Publisher takes the events of one task node. Publish must return quickly:
-// it is called on the goroutine that reads Kapacitor's connection, so it may
-// only enqueue (never wait on the network). An error is logged by the caller
-// and counted; the event is then lost, so Publish fails only when it must.
-type Publisher interface {
-	Publish(Event) error
-}
-
-// Flusher is implemented by durable Publishers. The connection calls Flush
-// before it waits for more input from Kapacitor: when Flush returns nil, every
-// event published so far is on disk. (One flush per read burst, not per
-// event, keeps the hot path fast; a crash can only lose what Kapacitor sent
-// and the daemon had not yet read.) Alert state is saved after the flush, so
-// a crash may repeat an event but never lose one.
-type Flusher interface {
-	Flush() error
-}
-
-// StateFlusher is implemented by durable Publishers whose file also keeps
-// the alert state (HandlerConfig.State is then a StateStore on that file,
-// see NewStateStore). The handler calls FlushState instead of Flush and
-// saving the state: when it returns nil, the events published so far and
-// save's changes are on disk, written in one transaction when they can be
-// (one sync to disk for both), the events never after the state. save is
-// nil when the state did not change; it runs in a writable transaction of
-// the publisher's file, and may run again if that transaction fails.
-//
-// From the first FlushState on (Init makes one, with nothing to write),
-// Publish only queues an event: it is written by the publisher's next
-// FlushState (or by a transaction that another publisher's flush starts),
-// with the state's changes.
-type StateFlusher interface {
-	FlushState(save func(*bolt.Tx) error) error
-}
-
-// Sink resolves a task's destination options to a Publisher. It is called
-// from Init: an error it returns fails that task only, and is shown to the
-// operator in `kapacitor show`, so it must name the bad option and never
-// contain a webhook URL. *OptionError is the expected error type.
-type Sink interface {
-	Open(Destination) (Publisher, error)
 }
 
 // OptionError reports a bad TICKscript option of @squadcast().

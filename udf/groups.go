@@ -146,26 +146,25 @@ func (h *Handler) canOwn(key, id string) bool {
 // setGroups replaces the alert state with saved groups. The previousLevel
 // of each group's ID is the group's level (the last saved group wins for
 // an ID several have).
-func (h *Handler) setGroups(groups []savedGroup) {
+func (h *Handler) setGroups(groups []SavedGroup) {
 	clear(h.groups)
 	clear(h.prev)
 	clear(h.flaps)
 	h.ownLens = h.ownLens[:0]
 	for _, g := range groups {
-		st := &groupState{level: g.state.level, firstTriggered: g.state.firstTriggered, lastTriggered: g.state.lastTriggered}
-		if old := h.groups[g.group]; old != nil {
+		st := &groupState{level: g.Level, firstTriggered: g.FirstTriggered, lastTriggered: g.LastTriggered}
+		if old := h.groups[g.Group]; old != nil {
 			h.release(old) // a group saved twice: the last one stands
 		}
-		h.groups[g.group] = st
+		h.groups[g.Group] = st
 		if h.rules.flapping {
 			// As the alert node's restoreEventState: a fresh history
 			// holding the saved level.
 			f := newFlapState(h.rules.history)
 			f.add(st.level)
-			h.flaps[g.group] = f
+			h.flaps[g.Group] = f
 		}
-		id := g.state.alertID()
-		h.setID(g.group, st, id)
-		h.setPrev(g.group, st, id, st.level)
+		h.setID(g.Group, st, g.ID)
+		h.setPrev(g.Group, st, g.ID, st.level)
 	}
 }

@@ -68,16 +68,18 @@ func (n *refNode) point(key string, level Level, t int64, id func() string) (sen
 }
 
 // restore replaces the state with saved groups, as setGroups did.
-func (n *refNode) restore(groups []savedGroup) {
+func (n *refNode) restore(groups []SavedGroup) {
 	clear(n.groups)
 	clear(n.prev)
 	for _, sg := range groups {
-		g := &refGroup{st: sg.state, id: sg.state.alertID()}
+		st := groupState{level: sg.Level, firstTriggered: sg.FirstTriggered, lastTriggered: sg.LastTriggered}
+		st.setAlertID(sg.ID)
+		g := &refGroup{st: st, id: sg.ID}
 		if n.r.flapping {
 			g.flap = newFlapState(n.r.history)
 			g.flap.add(g.st.level)
 		}
-		n.groups[sg.group] = g
+		n.groups[sg.Group] = g
 		n.prev[g.id] = g.st.level
 	}
 }

@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
 // HandlerConfig is what every connection's Handler shares.
 type HandlerConfig struct {
-	// Sink resolves destinations and takes events.
+	// Sink resolves destinations, takes events and keeps the alert state.
 	Sink Sink
 	// Logger logs task lifecycle and errors; it must never receive a URL.
 	Logger *zap.Logger
@@ -22,8 +21,6 @@ type HandlerConfig struct {
 	Hostname string
 	// MaxFrame is the largest request accepted, in bytes (DefaultMaxFrame if 0).
 	MaxFrame int
-	// State, when set, keeps each task node's alert state across restarts.
-	State *StateStore
 	// Batch makes the handlers serve @squadcast_batch(): they want and
 	// provide batches, and alert on each batch as the alert node does.
 	Batch bool
@@ -129,23 +126,19 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		return fail(err)
 	}
 	h.opts, h.pub = opts, pub
-	if sf, ok := pub.(StateFlusher); ok {
-		// From now on the publisher writes this node's events at Flush,
-		// with its state: one transaction per burst.
-		if err := sf.FlushState(nil); err != nil {
-			h.log.Warn("cannot flush the new publisher", zap.Error(err))
-		}
+	// From now on the publisher may write this node's events at Flush,
+	// with its state: one transaction per burst.
+	if err := pub.Flush(nil); err != nil {
+		h.log.Warn("cannot flush the new publisher", zap.Error(err))
 	}
 	h.rules = rulesOf(opts)
 	h.rules.batch = h.cfg.Batch
-	if h.cfg.State != nil {
-		ns, found, err := h.cfg.State.load(h.taskID, h.nodeID)
-		if err != nil {
-			h.log.Error("cannot load the saved alert state: starting from OK", zap.Error(err))
-		} else if found {
-			h.setGroups(ns.groups)
-			h.asOf = ns.asOf
-		}
+	ns, found, err := h.cfg.Sink.LoadState(h.taskID, h.nodeID)
+	if err != nil {
+		h.log.Error("cannot load the saved alert state: starting from OK", zap.Error(err))
+	} else if found {
+		h.setGroups(ns.Groups)
+		h.asOf = ns.AsOf
 	}
 	if h.onInit != nil {
 		h.onInit(h.taskID)
@@ -195,46 +188,22 @@ func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse,
 	return &agent.RestoreResponse{Success: true}, nil
 }
 
-// Flush makes the events published so far durable (when the publisher is
-// durable), then saves the changed alert state: in that order, or in one
-// transaction when the publisher keeps the state (StateFlusher), so that a
-// crash can repeat an event but never lose one. It is called before the
-// connection waits for more input; it costs nothing when nothing changed.
-// A failure is logged and retried at the next Flush.
+// Flush makes the events published so far durable, with the changed
+// alert state, in one transaction when the publisher can (see Publisher),
+// so that a crash can repeat an event but never lose one. It is called
+// before the connection waits for more input; it costs nothing when
+// nothing changed. A failure is logged and retried at the next Flush.
 func (h *Handler) Flush() {
 	if !h.unflushed && len(h.dirty) == 0 {
 		return
 	}
-	var change *stateChange
-	if h.cfg.State != nil && len(h.dirty) > 0 {
-		var tooLong int
-		change, tooLong = h.cfg.State.change(h.taskID, h.nodeID, h.asOf, h.groups, h.dirty)
-		if tooLong > 0 {
-			h.log.Warn("alert state not saved for groups whose names are over 32 KiB: after a restart they start from OK", zap.Int("groups", tooLong))
-		}
+	var change *StateChange
+	if len(h.dirty) > 0 {
+		change = h.stateChange()
 	}
-	if sf, ok := h.pub.(StateFlusher); ok {
-		var save func(*bolt.Tx) error
-		if change != nil {
-			save = change.write
-		}
-		if err := sf.FlushState(save); err != nil {
-			h.log.Error("cannot make alert events and state durable; will retry", zap.Error(err))
-			return
-		}
-	} else {
-		if f, ok := h.pub.(Flusher); ok && h.unflushed {
-			if err := f.Flush(); err != nil {
-				h.log.Error("cannot make alert events durable; will retry", zap.Error(err))
-				return
-			}
-		}
-		if change != nil {
-			if err := h.cfg.State.save(change); err != nil {
-				h.log.Error("cannot save alert state; will retry", zap.Error(err))
-				return
-			}
-		}
+	if err := h.pub.Flush(change); err != nil {
+		h.log.Error("cannot make alert events and state durable; will retry", zap.Error(err))
+		return
 	}
 	h.clearDirty()
 	h.unflushed = false

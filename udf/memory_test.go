@@ -15,6 +15,10 @@ type discard struct{}
 
 func (discard) Open(Destination) (Publisher, error) { return discard{}, nil }
 func (discard) Publish(Event) error                 { return nil }
+func (discard) Flush(*StateChange) error            { return nil }
+func (discard) LoadState(string, string) (NodeState, bool, error) {
+	return NodeState{}, false, nil
+}
 
 // heapPerGroup feeds one CRITICAL point to each of n distinct groups of a
 // handler (the default id template) and returns the live heap the handler
@@ -35,7 +39,7 @@ func heapPerGroup(t testing.TB, n int) float64 {
 		_, err := h.Point(p)
 		require.NoError(t, err)
 	}
-	h.Flush() // the handler has no state store: it only forgets the changed groups
+	h.Flush() // the sink keeps no state: the handler only forgets the changed groups
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)

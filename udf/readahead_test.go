@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// slowDisk is a Sink whose publisher is a Flusher: its first Flush waits
+// slowDisk is a Sink whose publisher's first Flush after an event waits
 // until release is closed, like a slow fsync. It records events and fails
 // the test if one is published while a Flush is in progress.
 type slowDisk struct {
@@ -37,8 +37,16 @@ func (s *slowDisk) Publish(e Event) error {
 	return nil
 }
 
-func (s *slowDisk) Flush() error {
+func (s *slowDisk) LoadState(string, string) (NodeState, bool, error) {
+	return NodeState{}, false, nil
+}
+
+func (s *slowDisk) Flush(*StateChange) error {
 	s.mu.Lock()
+	if len(s.events) == 0 {
+		s.mu.Unlock()
+		return nil // Init's flush
+	}
 	s.inFlush = true
 	s.flushes++
 	first := s.flushes == 1

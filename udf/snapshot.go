@@ -33,7 +33,7 @@ func encodeSnapshot(asOf int64, groups map[string]*groupState) []byte {
 	return b
 }
 
-func decodeSnapshot(b []byte) (asOf int64, groups []savedGroup, err error) {
+func decodeSnapshot(b []byte) (asOf int64, groups []SavedGroup, err error) {
 	if len(b) == 0 {
 		return 0, nil, fmt.Errorf("empty snapshot")
 	}
@@ -48,9 +48,7 @@ func decodeSnapshot(b []byte) (asOf int64, groups []savedGroup, err error) {
 		if g.Level <= OK || g.Level > Critical {
 			return 0, nil, fmt.Errorf("snapshot group %q has bad level %d", g.Group, g.Level)
 		}
-		st := groupState{level: g.Level, firstTriggered: g.First, lastTriggered: g.Last}
-		st.setAlertID(g.ID)
-		groups = append(groups, savedGroup{group: g.Group, state: st})
+		groups = append(groups, SavedGroup{Group: g.Group, Level: g.Level, FirstTriggered: g.First, LastTriggered: g.Last, ID: g.ID})
 	}
 	return s.AsOf, groups, nil
 }

@@ -36,6 +36,10 @@ type benchSink struct{ published int }
 
 func (s *benchSink) Open(Destination) (Publisher, error) { return s, nil }
 func (s *benchSink) Publish(Event) error                 { s.published++; return nil }
+func (s *benchSink) Flush(*StateChange) error            { return nil }
+func (s *benchSink) LoadState(string, string) (NodeState, bool, error) {
+	return NodeState{}, false, nil
+}
 
 func benchOptions() []*agent.Option {
 	opts := make([]*agent.Option, 0, len(benchLevelSources))

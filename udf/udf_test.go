@@ -39,6 +39,14 @@ func (r *recorder) Publish(e Event) error {
 	return r.pubErr
 }
 
+// Flush makes nothing durable: a recorder keeps no state.
+func (r *recorder) Flush(*StateChange) error { return nil }
+
+// LoadState finds no saved state.
+func (r *recorder) LoadState(string, string) (NodeState, bool, error) {
+	return NodeState{}, false, nil
+}
+
 func (r *recorder) Events() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()

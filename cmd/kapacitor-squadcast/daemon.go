@@ -190,12 +190,10 @@ func closeListener(ln net.Listener) func(context.Context) error {
 	}
 }
 
-// buildServers builds the socket servers, which Run starts.
+// buildServers builds the socket servers, which Run starts. (A step of
+// NewDaemon that cannot fail.)
 func (d *Daemon) buildServers() error {
-	hcfg, err := udfHandlerConfig(d.sender, d.log, d.cfg.MaxFrameSize, d.metrics)
-	if err != nil {
-		return err
-	}
+	hcfg := udfHandlerConfig(d.sender, d.log, d.cfg.MaxFrameSize, d.metrics)
 	for i := range d.servers {
 		hcfg.Batch = d.servers[i].batch
 		d.servers[i].srv = udf.NewServer(hcfg)
@@ -205,20 +203,16 @@ func (d *Daemon) buildServers() error {
 }
 
 // udfHandlerConfig is the configuration of the socket servers' handlers:
-// they publish to the sender, and keep each task's alert state in the
+// they publish to the sender, which keeps each task's alert state in the
 // outbox's file, so that a burst's events and its state changes go to disk
 // in one transaction. m, when set, hears of points, events and failed Inits.
-func udfHandlerConfig(sender *squadcast.Sender, log *zap.Logger, maxFrame byteSize, m *metrics) (udf.HandlerConfig, error) {
-	state, err := sender.StateStore()
-	if err != nil {
-		return udf.HandlerConfig{}, err
-	}
+func udfHandlerConfig(sender *squadcast.Sender, log *zap.Logger, maxFrame byteSize, m *metrics) udf.HandlerConfig {
 	hostname, _ := os.Hostname()
-	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, State: state, MaxFrame: int(maxFrame)}
+	hcfg := udf.HandlerConfig{Sink: sender, Logger: log.Named("udf"), Hostname: hostname, MaxFrame: int(maxFrame)}
 	if m != nil {
 		hcfg.Observer = m
 	}
-	return hcfg, nil
+	return hcfg
 }
 
 // closeServers stops accepting (closing a listener removes its socket

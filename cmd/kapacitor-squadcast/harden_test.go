@@ -257,7 +257,7 @@ func TestDaemonNoSecretLeaks(t *testing.T) {
 	logs := d.logs.String()
 	// Every path was taken.
 	for _, want := range []string{
-		`"msg":"squadcast delivery attempt"`, `"msg":"retryablehttp: `, `"msg":"squadcast delivery attempt failed, will retry"`,
+		`"msg":"squadcast delivery attempt"`, `"msg":"squadcast delivery attempt failed, will retry"`,
 		"http status 503", "http status 400", `"msg":"squadcast event dead-lettered"`, "attempt timed out after 10s", "connection refused",
 		`"msg":"task rejected: bad option"`, "events still pending at shutdown",
 	} {

@@ -1,5 +1,3 @@
-// Command kapacitor-squadcast is a Kapacitor socket UDF that turns alert
-// state changes into Squadcast incidents. See README.md.
 package main
 
 import (

@@ -84,8 +84,9 @@ func newMetrics(endpoints []string) *metrics {
 	}, []string{"endpoint"})
 	f(m.requests)
 	for _, e := range append(endpoints, squadcast.InlineLabel) {
-		for _, r := range []squadcast.Result{squadcast.ResultDelivered, squadcast.ResultRetried, squadcast.ResultDeadLettered} {
-			m.deliveries.WithLabelValues(e, r.String())
+		// One outcome of each result label: delivered, retried, dead_lettered.
+		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
+			m.deliveries.WithLabelValues(e, o.String())
 		}
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -136,10 +137,10 @@ func (m *metrics) AlertEvent(l udf.Level) {
 func (m *metrics) InitFailed() { m.initFailures.Inc() }
 
 // Attempted counts a delivery attempt and observes its durations.
-func (m *metrics) Attempted(endpoint string, r squadcast.Result, took, age time.Duration) {
-	m.deliveries.WithLabelValues(endpoint, r.String()).Inc()
+func (m *metrics) Attempted(endpoint string, o squadcast.Outcome, took, age time.Duration) {
+	m.deliveries.WithLabelValues(endpoint, o.String()).Inc()
 	m.requests.WithLabelValues(endpoint).Observe(took.Seconds())
-	if r == squadcast.ResultDelivered {
+	if o == squadcast.OutcomeDelivered {
 		m.latency.WithLabelValues(endpoint).Observe(age.Seconds())
 	}
 }

@@ -74,7 +74,7 @@ func TestOutboxCommands(t *testing.T) {
 	for _, id := range []string{"bad", "good1", "cpu:host=a\tb"} {
 		require.NoError(t, p.Publish(udf.Event{ID: id, Message: "m", Level: udf.Critical, TaskID: "t"}))
 	}
-	require.NoError(t, p.(udf.Flusher).Flush())
+	require.NoError(t, p.Flush(nil))
 	require.Eventually(t, func() bool { return s.Stats().DeadLettered == 1 && requests.Load() >= 2 }, 10*time.Second, time.Millisecond)
 
 	code, out, errOut = runCLI("outbox", "list", "--data-dir", dir)

@@ -9,48 +9,59 @@ import (
 	"time"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
 // discardSink is a udf.Sink whose publisher drops every event: the daemon
 // with nothing behind Publish. The sender always writes its outbox (it has
-// no switch to turn it off), so "outbox off" is measured with this.
-type discardSink struct{}
+// no switch to turn it off), so "outbox off" is measured with this. Like
+// the daemon, it keeps the alert state on disk: each flush's change in a
+// transaction of its own, in a file of its own.
+type discardSink struct{ db *outbox.DB }
 
-func (discardSink) Open(udf.Destination) (udf.Publisher, error) { return discardSink{}, nil }
-func (discardSink) Publish(udf.Event) error                     { return nil }
+func (d discardSink) Open(udf.Destination) (udf.Publisher, error) { return d, nil }
+func (discardSink) Publish(udf.Event) error                       { return nil }
+func (discardSink) LoadState(string, string) (udf.NodeState, bool, error) {
+	return udf.NodeState{}, false, nil
+}
+
+func (d discardSink) Flush(c *udf.StateChange) error {
+	if c == nil {
+		return nil
+	}
+	oc := &outbox.StateChange{Task: c.TaskID, Node: c.NodeID, AsOf: c.AsOf, Delete: c.Delete}
+	for _, g := range c.Put {
+		oc.Put = append(oc.Put, outbox.GroupState{Group: g.Group, Level: int8(g.Level),
+			FirstTriggered: g.FirstTriggered, LastTriggered: g.LastTriggered, ID: g.ID})
+	}
+	return d.db.Commit(&outbox.Batch{State: []*outbox.StateChange{oc}})
+}
+
+// openDiscardSink opens a discardSink's state file in dir.
+func openDiscardSink(dir string) (discardSink, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return discardSink{}, fmt.Errorf("state dir: %w", err)
+	}
+	db, err := outbox.Open(filepath.Join(dir, "state.db"), outbox.Options{})
+	return discardSink{db: db}, err
+}
 
 // inProcess is the daemon's socket server, in this process, with a given
-// sink and the daemon's alert state store: in the sender's outbox file, as
-// in the daemon, or in a file of its own for other sinks.
+// sink (which keeps the alert state).
 type inProcess struct {
 	Socket string
 	srv    *udf.Server
-	state  *udf.StateStore
 	done   chan error
 }
 
 func startInProcess(dir, name string, sink udf.Sink) (*inProcess, error) {
-	if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	var state *udf.StateStore
-	var err error
-	if s, ok := sink.(*squadcast.Sender); ok {
-		state, err = s.StateStore()
-	} else {
-		state, err = udf.OpenDataDirState(filepath.Join(dir, name))
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &inProcess{Socket: filepath.Join(dir, name+".sock"), state: state, done: make(chan error, 1)}
+	p := &inProcess{Socket: filepath.Join(dir, name+".sock"), done: make(chan error, 1)}
 	ln, err := net.Listen("unix", p.Socket)
 	if err != nil {
-		state.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	p.srv = udf.NewServer(udf.HandlerConfig{Sink: sink, Hostname: "udfload", State: state})
+	p.srv = udf.NewServer(udf.HandlerConfig{Sink: sink, Hostname: "udfload"})
 	go func() { p.done <- p.srv.Serve(ln) }()
 	return p, nil
 }
@@ -58,7 +69,6 @@ func startInProcess(dir, name string, sink udf.Sink) (*inProcess, error) {
 func (p *inProcess) stop() {
 	_ = p.srv.Close()
 	<-p.done
-	p.state.Close()
 }
 
 // newSender returns the daemon's sender with its outbox in dir, delivering

@@ -122,7 +122,7 @@ func TestShortRuns(t *testing.T) {
 		ln.Close()
 		assert.NoError(t, <-served)
 	})
-	ours, err := startInProcess(dir, "ours", discardSink{})
+	ours, err := startInProcess(dir, "ours", testDiscardSink(t, dir))
 	require.NoError(t, err)
 	t.Cleanup(ours.stop)
 
@@ -147,7 +147,7 @@ func TestShortRuns(t *testing.T) {
 // TestInitRejected checks that a failed Init is reported as an error.
 func TestInitRejected(t *testing.T) {
 	dir := t.TempDir()
-	ours, err := startInProcess(dir, "ours", discardSink{})
+	ours, err := startInProcess(dir, "ours", testDiscardSink(t, dir))
 	require.NoError(t, err)
 	t.Cleanup(ours.stop)
 	c, err := dial(ours.Socket)
@@ -198,4 +198,13 @@ func TestParseOnly(t *testing.T) {
 	assert.False(t, c.runs("ingest"))
 	_, err = parseOnly("memory,nope")
 	assert.ErrorContains(t, err, `unknown run "nope"`)
+}
+
+// testDiscardSink returns a discardSink with its state file in dir.
+func testDiscardSink(t *testing.T, dir string) discardSink {
+	t.Helper()
+	d, err := openDiscardSink(filepath.Join(dir, "state"))
+	require.NoError(t, err)
+	t.Cleanup(func() { d.db.Close() })
+	return d
 }

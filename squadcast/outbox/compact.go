@@ -1,4 +1,4 @@
-package squadcast
+package outbox
 
 import (
 	"fmt"
@@ -31,10 +31,11 @@ const compactTxSize = 64 << 20
 // by a crash is removed at the next start.
 const compactSuffix = ".compact"
 
-// compactIfSparse compacts the outbox when it is mostly free pages, and
-// returns the outbox to use: o itself, or o reopened on the compacted
-// file. A failed compaction is logged, and o is kept as it is.
-func compactIfSparse(o *Outbox, log *zap.Logger) (*Outbox, error) {
+// CompactIfSparse compacts the file when it is mostly free pages, and
+// returns the DB to use: o itself, or o reopened on the compacted file. A
+// failed compaction is logged, and o is kept as it is. Call it before
+// anything else uses o (at start).
+func CompactIfSparse(o *DB, log *zap.Logger) (*DB, error) {
 	tmp := o.path + compactSuffix
 	if err := os.Remove(tmp); err == nil {
 		log.Info("removed an outbox compaction left unfinished", zap.String("file", tmp))
@@ -72,12 +73,12 @@ func compactIfSparse(o *Outbox, log *zap.Logger) (*Outbox, error) {
 	log.Info("compacted the outbox: most of it was free space left by an earlier backlog",
 		zap.String("file", o.path), zap.Int64("bytes_before", size), zap.Int64("bytes_after", after),
 		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
-	return OpenOutbox(o.path, false)
+	return Open(o.path, Options{Check: o.check})
 }
 
 // compactTo writes a compacted copy of db to path, synced.
 func compactTo(db *bolt.DB, path string) error {
-	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: outboxLockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,22 @@
+// Command udfload measures kapacitor-squadcast's performance against
+// baselines measured in the same run, and prints one table (`make bench`):
+//
+//   - the module's Go benchmarks (go test -bench . -benchmem ./...);
+//   - ingest over the UDF socket, spoken as Kapacitor speaks it: the daemon
+//     (three level expressions, 1000 groups, one state change per 500
+//     points, delivering to a local idle HTTP server) against a UDF on
+//     Kapacitor's agent library that drops every point, which this program
+//     starts itself (udfload drop-udf);
+//   - the same through a real kapacitord (points written over its HTTP API
+//     to a task using @squadcast() and to one using the drop UDF);
+//   - delivery of 200 incidents opened at once to an endpoint taking 100 ms
+//     per request, the daemon against kapacitord's own |alert().post();
+//   - latency from a point's arrival at the socket to its event's request
+//     reaching an idle endpoint;
+//   - memory: the daemon's RSS holding 1,000,000 alerting groups;
+//   - the outbox's cost: the daemon's socket server with its sender against
+//     the same with a publisher that discards events.
+//
+// The kapacitord rows need $KAPACITORD (make bench sets it); without it
+// they are left out and the table says so.
+package main

@@ -1,0 +1,20 @@
+// Command kapacitor-squadcast is a Kapacitor socket UDF that turns alert
+// state changes into Squadcast incidents.
+//
+// Usage:
+//
+//	kapacitor-squadcast serve --socket PATH --data-dir DIR [flags]
+//	kapacitor-squadcast serve --config FILE [flags]
+//	kapacitor-squadcast check-config --config FILE
+//	kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
+//	kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
+//	kapacitor-squadcast version
+//
+// serve runs the daemon: it serves @squadcast() (and, with --batch-socket,
+// @squadcast_batch()) on unix sockets with package udf, and delivers the
+// alert events with package squadcast. check-config validates a config
+// file, send-test sends a test incident to one endpoint, and outbox lists,
+// retries or drops the events the daemon holds on disk.
+//
+// See README.md, and docs/configuration.md for every flag and config key.
+package main

@@ -1,0 +1,18 @@
+// Package squadcast turns alert events into Squadcast webhook calls: it
+// renders the payloads (Kapacitor's alert JSON or Squadcast's Incident
+// Webhook JSON), keeps them in a durable outbox (a bbolt file) until
+// Squadcast accepts them, and delivers them with retries, one incident at a
+// time in order, many incidents in parallel.
+//
+// New opens a Sender on a Config: the named Endpoints and the data dir of
+// its outbox (package outbox: OutboxFile, which also holds the tasks'
+// alert state). The Sender is the udf.Sink of the daemon: it resolves each
+// task's destination to a publisher, writes the events and state changes
+// it is handed (group commit), and schedules every event's attempts (per
+// incident order, backoff, rate limits, dead letters). Render formats an
+// event as a payload; Observer reports deliveries, for metrics. Outbox is
+// the outbox file as the outbox commands see it.
+//
+// Webhook URLs carry the service's secret key in their last path segment:
+// nothing in this package logs them or puts them in an error.
+package squadcast

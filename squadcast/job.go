@@ -1,0 +1,40 @@
+package squadcast
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
+)
+
+// job is one event to deliver. Its delivery state is touched only by the
+// worker delivering it, and next also under Sender.mu; released and spill
+// belong to the commit hand-off (onCommit); seq is set once, when the
+// event is published or loaded.
+type job struct {
+	target  *target
+	id      string
+	level   udf.Level
+	task    string
+	created time.Time
+	body    []byte
+	pub     *publisher // nil for events loaded from the outbox
+
+	attempts int
+	lastErr  string
+	next     time.Time // not before
+
+	seq      uint64 // its key in the outbox
+	released bool   // handed to the scheduler (or, spilled, left on disk)
+	spill    bool   // kept in the outbox only, until the loader reads it back
+}
+
+func (j *job) fields() []zap.Field {
+	return []zap.Field{
+		zap.String("endpoint", j.target.name),
+		zap.String("incident", udf.LoggedID(j.id)),
+		zap.String("level", j.level.String()),
+		zap.String("task", j.task),
+	}
+}

@@ -1,0 +1,88 @@
+package udf
+
+// Sink is where the handlers hand what they produce: it resolves a task's
+// destination options to a Publisher, and keeps each task node's alert
+// state across restarts. The daemon's Sink is durable (squadcast.Sender:
+// its outbox file keeps both); udf knows nothing of how.
+type Sink interface {
+	// Open is called from Init: an error it returns fails that task only,
+	// and is shown to the operator in `kapacitor show`, so it must name
+	// the bad option and never contain a webhook URL. *OptionError is the
+	// expected error type.
+	Open(Destination) (Publisher, error)
+	// LoadState returns the alert state a node saved with its last Flush;
+	// found is false when it saved none. An error starts the node from OK.
+	LoadState(taskID, nodeID string) (state NodeState, found bool, err error)
+}
+
+// Publisher takes the events of one task node.
+//
+// Publish must return quickly: it is called on the goroutine that reads
+// Kapacitor's connection, so it may only enqueue (never wait on the
+// network). An error is logged by the caller and counted; the event is
+// then lost, so Publish fails only when it must.
+//
+// Flush is called before the connection waits for more input: when it
+// returns nil, the events published so far and change (nil when the
+// state did not change) are durable, written together when they can be
+// (one sync to disk for both), the events never after the state. (One
+// flush per read burst, not per event, keeps the hot path fast; a crash
+// can only lose what Kapacitor sent and the daemon had not yet read, and
+// may repeat an event but never lose one.) From the first Flush on (Init
+// makes one, with nothing to write), a durable Publisher may hold the
+// events it is given until the next Flush, to write them with the state.
+type Publisher interface {
+	Publish(Event) error
+	Flush(change *StateChange) error
+}
+
+// SavedGroup is the saved alert state of one alerting group (an OK group
+// is not saved: absent is OK).
+type SavedGroup struct {
+	// Group is Kapacitor's group key ("" without groupBy).
+	Group string
+	// Level is INFO, WARNING or CRITICAL.
+	Level Level
+	// FirstTriggered and LastTriggered are point times (ns): when the
+	// group left OK, and the time of its last event.
+	FirstTriggered int64
+	LastTriggered  int64
+	// ID is the alert id of the group's last event.
+	ID string
+}
+
+// NodeState is the saved alert state of one task node.
+type NodeState struct {
+	// AsOf is the newest point time (ns) the state reflects.
+	AsOf int64
+	// Groups are the node's alerting groups.
+	Groups []SavedGroup
+}
+
+// StateChange is the changes of one node's alert state since its last
+// Flush: the groups that alert now, and those that are OK again.
+type StateChange struct {
+	TaskID, NodeID string
+	// AsOf is the newest point time (ns) the state reflects.
+	AsOf int64
+	// Put holds the changed groups that alert; Delete names the changed
+	// groups that are OK again.
+	Put    []SavedGroup
+	Delete []string
+}
+
+// stateChange takes the changes of the groups in h.dirty.
+func (h *Handler) stateChange() *StateChange {
+	c := &StateChange{TaskID: h.taskID, NodeID: h.nodeID, AsOf: h.asOf}
+	for g := range h.dirty {
+		// A group kept at OK (for its .flapping() history) is saved as
+		// absent: only alerting groups are.
+		if st, ok := h.groups[g]; ok && st.level != OK {
+			c.Put = append(c.Put, SavedGroup{Group: g, Level: st.level,
+				FirstTriggered: st.firstTriggered, LastTriggered: st.lastTriggered, ID: st.alertID()})
+		} else {
+			c.Delete = append(c.Delete, g)
+		}
+	}
+	return c
+}
