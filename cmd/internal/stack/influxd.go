@@ -73,8 +73,26 @@ func startInfluxd(binary, dir string) (_ *Influxd, err error) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
 	d.URL = "http://" + addr
+	conf := influxdConfig(d.Dir, addr, net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPort)))
+	confPath := filepath.Join(d.Dir, "influxd.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, fmt.Errorf("writing influxd's config: %w", err)
+	}
+	// Keep InfluxDB's own environment overrides (INFLUXDB_*) out of it.
+	if err := d.start(binary, []string{"run", "-config", confPath}, "influxd.log", "INFLUXDB_"); err != nil {
+		return nil, err
+	}
+	if err := d.waitReady(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// influxdConfig is the config of an influxd keeping everything in dir, its
+// HTTP API on addr and its RPC service on rpcAddr (both on loopback).
+func influxdConfig(dir, addr, rpcAddr string) string {
 	q := strconv.Quote
-	conf := fmt.Sprintf(`reporting-disabled = true
+	return fmt.Sprintf(`reporting-disabled = true
 bind-address = %s
 
 [meta]
@@ -102,21 +120,17 @@ bind-address = %s
 
 [logging]
   level = "warn"
-`, q(net.JoinHostPort("127.0.0.1", strconv.Itoa(rpcPort))), q(filepath.Join(d.Dir, "meta")), q(filepath.Join(d.Dir, "data")), q(filepath.Join(d.Dir, "wal")), q(addr))
-	confPath := filepath.Join(d.Dir, "influxd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, fmt.Errorf("writing influxd's config: %w", err)
-	}
-	// Keep InfluxDB's own environment overrides (INFLUXDB_*) out of it.
-	if err := d.start(binary, []string{"run", "-config", confPath}, "influxd.log", "INFLUXDB_"); err != nil {
-		return nil, err
-	}
+`, q(rpcAddr), q(filepath.Join(dir, "meta")), q(filepath.Join(dir, "data")), q(filepath.Join(dir, "wal")), q(addr))
+}
 
+// waitReady waits up to 60s until influxd answers GET /ping with 204,
+// stopping it if it does not; the error holds the tail of its log.
+func (d *Influxd) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-d.done:
-			return nil, fmt.Errorf("influxd exited during start-up: %v\n--- influxd log tail ---\n%s", d.waitErr, d.LogTail(30))
+			return fmt.Errorf("influxd exited during start-up: %v\n--- influxd log tail ---\n%s", d.waitErr, d.LogTail(30))
 		default:
 		}
 		resp, err := d.client.Get(d.URL + "/ping")
@@ -124,12 +138,12 @@ bind-address = %s
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusNoContent {
-				return d, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			d.stop()
-			return nil, fmt.Errorf("influxd did not answer %s/ping within 60s\n--- influxd log tail ---\n%s", d.URL, d.LogTail(30))
+			return fmt.Errorf("influxd did not answer %s/ping within 60s\n--- influxd log tail ---\n%s", d.URL, d.LogTail(30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -72,3 +72,29 @@ func runGoBench(root, benchtime string) ([]goBench, error) {
 	}
 	return parseGoBench(out), nil
 }
+
+// addGoBench adds the Go benchmarks to the table, with the agent library's
+// read path as the baseline of the daemon's frame loop.
+func addGoBench(t *table, res []goBench) {
+	var agentRead float64
+	for _, b := range res {
+		if b.Name == "AgentReadPoint" {
+			agentRead = b.NsPerOp
+		}
+	}
+	for _, b := range res {
+		r := row{Measure: "Go: " + b.Name, Result: fmt.Sprintf("%.0f ns/op", b.NsPerOp)}
+		if b.HasMem {
+			r.Result += fmt.Sprintf(", %.0f B/op, %.0f allocs/op", b.BPerOp, b.Allocs)
+		}
+		if b.Name == "ConnPoint" && agentRead > 0 {
+			r.Baseline = fmt.Sprintf("AgentReadPoint %.0f ns/op", agentRead)
+			r.Ratio = fmt.Sprintf("%.2fx the speed", agentRead/b.NsPerOp)
+		}
+		if b.Name == "HandlerPoint/no-change/ok" || b.Name == "HandlerPoint/no-change/critical" || b.Name == "ConnPoint" {
+			r.Target = "0 allocs/op"
+			r.Verdict = check(b.Allocs == 0)
+		}
+		t.add(r)
+	}
+}

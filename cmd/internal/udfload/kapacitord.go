@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/cmd/internal/stack"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
 )
 
 // Tasks of the runs through a real kapacitord. Each reads its own database,
@@ -116,4 +119,138 @@ func kapDeliver(k *stack.Kapacitord, e *endpoint, db, seg, prefix string, n int)
 		return 0, fmt.Errorf("%s: %d of %d requests answered within 5 minutes", seg, done-before, n)
 	}
 	return last.Sub(start), nil
+}
+
+// kapacitordRuns makes the runs through kapacitord, with a second daemon
+// (--workers c.workers) for the delivery run, or says in the table that
+// they were not made when $KAPACITORD is not set.
+func (r *rig) kapacitordRuns(ctx context.Context) error {
+	switch {
+	case !r.c.runs("kapacitord"):
+		return nil
+	case os.Getenv(stack.KapacitordEnv) == "":
+		r.t.add(row{Measure: "through kapacitord", Result: "not run: set " + stack.KapacitordEnv})
+		return nil
+	}
+	dw, err := r.startDaemon("daemonw", nil, "--workers", fmt.Sprint(r.c.workers))
+	if err != nil {
+		return err
+	}
+	r.stopOnClose(func() { dw.Stop() })
+	k, err := r.startKapacitord(dw)
+	if err != nil {
+		return err
+	}
+	defer k.Stop()
+	if err := r.kapacitordIngest(ctx, k); err != nil {
+		return err
+	}
+	return r.kapacitordDelivery(k)
+}
+
+// startKapacitord starts kapacitord with the UDFs squadcast (the shared
+// daemon), squadcastw (dw) and drop, and the [[httppost]] endpoint slow,
+// and defines the tasks of the runs.
+func (r *rig) startKapacitord(dw *stack.Daemon) (*stack.Kapacitord, error) {
+	logf(r.stderr, "starting kapacitord")
+	k, err := stack.StartKapacitord(stack.KapacitordConfig{
+		UDFSocket: r.daemon.Socket,
+		MoreUDFs:  map[string]string{"squadcastw": dw.Socket, "drop": r.drop.Socket},
+		HTTPPost:  map[string]string{"slow": r.e.URL + "/post/x"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, task := range []struct{ id, script string }{
+		{"kin_sq", squadcastScript("squadcast", r.e.URL+"/kin/benchkey")},
+		{"kin_drop", dropScript()},
+		{"dl_post", postScript("slow")},
+		{"dl_sq", squadcastScript("squadcast", r.e.URL+"/dsq/benchkey")},
+		{"dl_sqw", squadcastScript("squadcastw", r.e.URL+"/dsqw/benchkey")},
+	} {
+		if err := defineTask(k, task.id, task.id, task.script); err != nil {
+			k.Stop()
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// kapacitordIngest compares the ingest of the task using the daemon against
+// the task using the drop UDF, the rounds of both alternating, with a state
+// change every 500 points (the row with a target) and with none.
+func (r *rig) kapacitordIngest(ctx context.Context, k *stack.Kapacitord) error {
+	for _, every := range []int{500, 0} {
+		logf(r.stderr, "kapacitord ingest: %d rounds of %d points (%d state changes each)", r.c.rounds, r.c.kapPoints, load{groups: 1000, changeEvery: every}.changes(r.c.kapPoints))
+		start := time.Now()
+		var sqR, dropR rates
+		for round := range r.c.rounds {
+			l := load{groups: 1000, changeEvery: every, start: start.Add(time.Duration(2*round*r.c.kapPoints) * time.Millisecond)}
+			bodies := l.lineProtocol(r.c.kapPoints, 5000)
+			v, err := kapIngest(k, "kin_drop", "drop", "kin_drop", bodies, r.c.kapPoints)
+			if err != nil {
+				return fmt.Errorf("kapacitord ingest: %w", err)
+			}
+			dropR = append(dropR, v)
+			v, err = kapIngest(k, "kin_sq", "squadcast", "kin_sq", bodies, r.c.kapPoints)
+			if err != nil {
+				return fmt.Errorf("kapacitord ingest: %w", err)
+			}
+			sqR = append(sqR, v)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		logf(r.stderr, "kapacitord ingest: drop UDF %v; daemon %v", dropR, sqR)
+		ratio := sqR.ratio(dropR)
+		out := row{
+			Measure:  fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, 1 change/%d points), %d rounds", every, r.c.rounds),
+			Result:   kps(sqR.median()),
+			Baseline: "task with the drop UDF " + kps(dropR.median()),
+			Ratio:    fmt.Sprintf("%.2f", ratio),
+			Target:   "≥ 0.95",
+			Verdict:  check(ratio >= 0.95),
+		}
+		if every == 0 {
+			out.Measure = fmt.Sprintf("Ingest through kapacitord 1.5.9 (HTTP write API, no state change), %d rounds", r.c.rounds)
+			out.Target, out.Verdict = "(for comparison)", ""
+		}
+		r.t.add(out)
+	}
+	return nil
+}
+
+// kapacitordDelivery times the delivery of c.deliveries incidents opened
+// at once, to an endpoint taking 100ms per request, by kapacitord's own
+// |alert().post() and by each daemon.
+func (r *rig) kapacitordDelivery(k *stack.Kapacitord) error {
+	logf(r.stderr, "delivery: %d incidents at once, endpoint taking 100ms per request", r.c.deliveries)
+	r.e.setDelay(100 * time.Millisecond)
+	defer r.e.setDelay(0)
+	post, err := kapDeliver(k, r.e, "dl_post", "post", "post", r.c.deliveries)
+	if err != nil {
+		return fmt.Errorf("delivery by |alert().post(): %w", err)
+	}
+	for _, dl := range []struct {
+		task, seg, workers string
+	}{{"dl_sq", "dsq", fmt.Sprintf("%d (default)", squadcast.DefaultWorkers)}, {"dl_sqw", "dsqw", fmt.Sprint(r.c.workers)}} {
+		took, err := kapDeliver(k, r.e, dl.task, dl.seg, dl.seg, r.c.deliveries)
+		if err != nil {
+			return fmt.Errorf("delivery by the daemon: %w", err)
+		}
+		x := post.Seconds() / took.Seconds()
+		out := row{
+			Measure:  fmt.Sprintf("Delivery of %d incidents opened at once, 100 ms per request, --workers %s", r.c.deliveries, dl.workers),
+			Result:   took.Round(time.Millisecond).String(),
+			Baseline: "kapacitord \\|alert().post() " + post.Round(time.Millisecond).String(),
+			Ratio:    fmt.Sprintf("%.1fx faster", x),
+			Target:   "≥ 20x faster",
+			Verdict:  check(x >= 20),
+		}
+		if dl.task != "dl_sq" {
+			out.Target, out.Verdict = "(for comparison)", ""
+		}
+		r.t.add(out)
+	}
+	return nil
 }

@@ -85,3 +85,52 @@ func closeSender(s *squadcast.Sender) {
 	defer cancel()
 	_ = s.Close(ctx)
 }
+
+// outboxCost compares the daemon's socket server with its sender (and
+// outbox) against the same server with a discarding publisher, both in
+// this process.
+func (r *rig) outboxCost() error {
+	sender, err := newSender(filepath.Join(r.dir, "outbox-on"), r.e)
+	if err != nil {
+		return err
+	}
+	defer closeSender(sender)
+	on, err := startInProcess(r.dir, "on", sender)
+	if err != nil {
+		return err
+	}
+	defer on.stop()
+	discard, err := openDiscardSink(filepath.Join(r.dir, "off"))
+	if err != nil {
+		return err
+	}
+	defer discard.db.Close()
+	off, err := startInProcess(r.dir, "off", discard)
+	if err != nil {
+		return err
+	}
+	defer off.stop()
+	l := load{groups: 1000, changeEvery: 1000, start: time.Now()}
+	f, err := l.pointFrames(r.c.points)
+	if err != nil {
+		return err
+	}
+	logf(r.stderr, "outbox cost: %d rounds of %d points, in process", r.c.rounds, r.c.points)
+	offR, onR, err := compare(r.c.rounds,
+		func() (float64, error) { return ingest(off.Socket, squadcastOptions(), f) },
+		func() (float64, error) { return ingest(on.Socket, squadcastOptions(), f) })
+	if err != nil {
+		return fmt.Errorf("outbox cost: %w", err)
+	}
+	logf(r.stderr, "outbox cost: discarding publisher %v; sender with outbox %v", offR, onR)
+	ratio := onR.ratio(offR)
+	r.t.add(row{
+		Measure:  "Outbox cost (1 change/1000 points; sender with outbox vs a publisher that discards events: the outbox cannot be turned off)",
+		Result:   kps(onR.median()),
+		Baseline: "discarding publisher " + kps(offR.median()),
+		Ratio:    fmt.Sprintf("%.2f (costs %.1f%%)", ratio, 100*(1-ratio)),
+		Target:   "costs < 5%",
+		Verdict:  check(ratio > 0.95),
+	})
+	return nil
+}
