@@ -184,9 +184,9 @@ func TestRateLimitInheritedByInlineURL(t *testing.T) {
 
 	s.sched.mu.Lock()
 	defer s.sched.mu.Unlock()
-	a := s.sched.endpoint(secretURL, RateLimit{300, time.Minute})
-	b := s.sched.endpoint(secretURL, RateLimit{15, time.Minute})
-	c := s.sched.endpoint(secretURL, RateLimit{})
+	a := s.sched.throttle(secretURL, RateLimit{300, time.Minute})
+	b := s.sched.throttle(secretURL, RateLimit{15, time.Minute})
+	c := s.sched.throttle(secretURL, RateLimit{})
 	require.Same(t, a, b)
 	require.Same(t, a, c)
 	require.Equal(t, RateLimit{15, time.Minute}, a.limit)

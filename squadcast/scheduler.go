@@ -27,8 +27,8 @@ type scheduler struct {
 	peak      int // the most incidents since incidents was made
 	ready     []*incident
 	waiting   waitHeap
-	hosts     map[string]*endpointState // by URL
-	stopping  bool                      // take returns, run returns
+	throttles map[string]*throttle // by URL
+	stopping  bool                 // take returns, run returns
 
 	wake chan struct{} // the wait of run got shorter
 	stop chan struct{} // closed to stop run
@@ -38,7 +38,7 @@ func newScheduler(c clock) *scheduler {
 	sc := &scheduler{
 		clock:     c,
 		incidents: make(map[incidentKey]*incident),
-		hosts:     make(map[string]*endpointState),
+		throttles: make(map[string]*throttle),
 		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
@@ -46,22 +46,24 @@ func newScheduler(c clock) *scheduler {
 	return sc
 }
 
-// endpointState is what the incidents of one webhook URL share: a rate
-// limit and a pause after Squadcast throttled it (429, or 503 with Retry-After).
-type endpointState struct {
+// throttle is what the incidents of one webhook URL share: its rate limit
+// and a pause after Squadcast throttled it (429, or 503 with Retry-After).
+// (Endpoints are configured by name; several may share a URL, and so a
+// throttle.)
+type throttle struct {
 	limit       RateLimit
 	limiter     *rate.Limiter // nil without a limit
 	pausedUntil time.Time
 }
 
-// endpoint returns the state of a URL, creating it. When URLs are shared by
-// endpoints with different rate limits, the strictest applies. Called with
-// sc.mu held.
-func (sc *scheduler) endpoint(url string, limit RateLimit) *endpointState {
-	ep := sc.hosts[url]
+// throttle returns the throttle of a URL, creating it. When a URL is shared
+// by endpoints with different rate limits, the strictest applies. Called
+// with sc.mu held.
+func (sc *scheduler) throttle(url string, limit RateLimit) *throttle {
+	ep := sc.throttles[url]
 	if ep == nil {
-		ep = &endpointState{}
-		sc.hosts[url] = ep
+		ep = &throttle{}
+		sc.throttles[url] = ep
 	}
 	if limit.stricter(ep.limit) {
 		ep.limit = limit
@@ -85,7 +87,7 @@ const maxKeptIncidents = 4096
 // incident is the queue of one incident's events.
 type incident struct {
 	key  incidentKey
-	ep   *endpointState
+	ep   *throttle // its URL's
 	jobs []*job
 	busy bool // its head is in flight
 
@@ -130,7 +132,7 @@ func (sc *scheduler) add(jobs []*job) {
 		key := incidentKey{url: j.target.url, id: j.id}
 		inc := sc.incidents[key]
 		if inc == nil {
-			inc = &incident{key: key, ep: sc.endpoint(j.target.url, j.target.rate), heapIdx: -1}
+			inc = &incident{key: key, ep: sc.throttle(j.target.url, j.target.rate), heapIdx: -1}
 			sc.incidents[key] = inc
 			sc.peak = max(sc.peak, len(sc.incidents))
 		}
