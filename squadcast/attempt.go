@@ -16,8 +16,9 @@ import (
 )
 
 // One HTTP attempt: a request in, an attemptResult out. The scheduler
-// (schedule.go) decides when an event's attempt goes and what its result
-// means for the event; the attempt only posts it once.
+// (scheduler.go) decides when an event's attempt goes, and the worker
+// (worker.go) what its result means for the event; the attempt only posts
+// it once.
 //
 // It uses a plain *http.Client, not go-retryablehttp's Client. That
 // Client's Do retries by sleeping between attempts on the calling

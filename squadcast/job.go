@@ -8,10 +8,11 @@ import (
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
-// job is one event to deliver. Its delivery state is touched only by the
-// worker delivering it, and next also under Sender.mu; released and spill
-// belong to the commit hand-off (onCommit); seq is set once, when the
-// event is published or loaded.
+// job is one event to deliver. Its delivery state (attempts, lastErr,
+// next, body) is touched only by the worker that holds its incident (see
+// scheduler.take), and next also under the scheduler's lock; released and
+// spill belong to the commit hand-off (onCommit); seq is set once, when
+// the event is published (under the backlog's lock) or loaded.
 type job struct {
 	target  *target
 	id      string
@@ -19,7 +20,6 @@ type job struct {
 	task    string
 	created time.Time
 	body    []byte
-	pub     *publisher // nil for events loaded from the outbox
 
 	attempts int
 	lastErr  string
