@@ -25,20 +25,46 @@ import (
 // deliveries by endpoint name, and shows no secret.
 func TestE2ENamedEndpoints(t *testing.T) {
 	kapacitord := e2eKapacitord(t)
-	const (
-		oncallKey = "ONCALLSECRETKEY1"
-		teamKey   = "TEAMSECRETKEY222"
-	)
-	oncallPath, teamPath := "/v1/incidents/kapacitor/"+oncallKey, "/v2/incidents/api/"+teamKey
+	e := startNamedEndpoints(t, kapacitord)
+	e2eDefineRunning(t, e.kap, "cpu_squadcast_endpoints", e2eTick(t, "cpu_squadcast_endpoints.tick"))
+	e.checkUnknownEndpoint(t)
+	e.writePoints(t)
+	e.checkOncall(t)
+	e.checkTeam(t)
+	e.checkMetrics(t)
+}
 
+const (
+	namedOncallKey  = "ONCALLSECRETKEY1"
+	namedTeamKey    = "TEAMSECRETKEY222"
+	namedOncallPath = "/v1/incidents/kapacitor/" + namedOncallKey
+	namedTeamPath   = "/v2/incidents/api/" + namedTeamKey
+)
+
+// namedEndpoints is TestE2ENamedEndpoints's stack: a stand-in, the daemon
+// with two named endpoints and --listen, and kapacitord.
+type namedEndpoints struct {
+	standIn *stack.StandIn
+	daemon  *stack.Daemon
+	kap     *stack.Kapacitord
+	// base is the daemon's --listen address, as http://host:port.
+	base string
+}
+
+// startNamedEndpoints writes the config file (the endpoint "oncall", its
+// URL inline, and "team", its URL in a url-file, in the incident-webhook
+// format, each with its headers) and starts the stack, stopped by
+// t.Cleanup.
+func startNamedEndpoints(t *testing.T, kapacitord string) *namedEndpoints {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "ksq-e2e-")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	standIn := stack.NewStandIn()
-	t.Cleanup(standIn.Close)
+	e := &namedEndpoints{standIn: stack.NewStandIn()}
+	t.Cleanup(e.standIn.Close)
 
 	teamFile := filepath.Join(dir, "team.url")
-	require.NoError(t, os.WriteFile(teamFile, []byte(standIn.URL+teamPath+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(teamFile, []byte(e.standIn.URL+namedTeamPath+"\n"), 0o600))
 	cfg := filepath.Join(dir, "kapacitor-squadcast.toml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
 listen = "127.0.0.1:0"
@@ -51,53 +77,58 @@ listen = "127.0.0.1:0"
   url-file = %q
   format = "incident-webhook"
   headers = { X-Team = "team", Authorization = "Bearer team-token" }
-`, standIn.URL, oncallPath, teamFile)), 0o600))
+`, e.standIn.URL, namedOncallPath, teamFile)), 0o600))
 
 	bin, err := stack.BuildDaemon(t.Context(), dir)
 	require.NoError(t, err)
-	daemon, err := stack.StartDaemon(stack.DaemonConfig{
+	e.daemon, err = stack.StartDaemon(stack.DaemonConfig{
 		Binary: bin, Socket: filepath.Join(dir, "squadcast.sock"), DataDir: filepath.Join(dir, "data"),
 		Args: []string{"--config", cfg},
 	})
 	require.NoError(t, err)
-	var kap *stack.Kapacitord
 	t.Cleanup(func() {
-		if kap != nil {
-			kap.Stop()
+		if e.kap != nil {
+			e.kap.Stop()
 		}
-		if err := daemon.Stop(); err != nil {
+		if err := e.daemon.Stop(); err != nil {
 			t.Errorf("stopping the daemon: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("daemon output (tail):\n%s", e2eTail(daemon.Output(), 60))
+			t.Logf("daemon output (tail):\n%s", e2eTail(e.daemon.Output(), 60))
 		}
 	})
-	base := metricsAddr(t, daemon.Output)
+	e.base = metricsAddr(t, e.daemon.Output)
 
 	kapDir := filepath.Join(dir, "kapacitord")
 	require.NoError(t, os.MkdirAll(kapDir, 0o755))
-	kap, err = stack.StartKapacitord(stack.KapacitordConfig{Binary: kapacitord, Dir: kapDir, UDFSocket: daemon.Socket})
+	e.kap, err = stack.StartKapacitord(stack.KapacitordConfig{Binary: kapacitord, Dir: kapDir, UDFSocket: e.daemon.Socket})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("kapacitord log (tail):\n%s", kap.LogTail(60))
+			t.Logf("kapacitord log (tail):\n%s", e.kap.LogTail(60))
 		}
 	})
+	return e
+}
 
-	e2eDefineRunning(t, kap, "cpu_squadcast_endpoints", e2eTick(t, "cpu_squadcast_endpoints.tick"))
-
-	// An unknown endpoint fails its task, naming the option.
-	err = kap.DefineTask("unknown_endpoint", e2eTick(t, "cpu_squadcast_unknown_endpoint.tick"), e2eDBRPs, true)
+// checkUnknownEndpoint: an unknown endpoint fails its task, naming the option.
+func (e *namedEndpoints) checkUnknownEndpoint(t *testing.T) {
+	t.Helper()
+	err := e.kap.DefineTask("unknown_endpoint", e2eTick(t, "cpu_squadcast_unknown_endpoint.tick"), e2eDBRPs, true)
 	if err != nil {
 		assert.Contains(t, err.Error(), ".endpoint('no-such-endpoint')", "define error")
 	} else {
-		bad, err := kap.WaitTaskError("unknown_endpoint", 30*time.Second)
+		bad, err := e.kap.WaitTaskError("unknown_endpoint", 30*time.Second)
 		require.NoError(t, err)
 		assert.False(t, bad.Executing)
 		assert.Contains(t, bad.Error, "option .endpoint('no-such-endpoint'): unknown endpoint (configured: oncall, team)")
 	}
+}
 
-	// h1: OK, WARNING, CRITICAL, OK; h2: WARNING, OK.
+// writePoints writes h1: OK, WARNING, CRITICAL, OK; h2: WARNING, OK, and
+// waits for the seven events they make.
+func (e *namedEndpoints) writePoints(t *testing.T) {
+	t.Helper()
 	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	var lines []string
 	for i, v := range []float64{50, 20, 5, 60} {
@@ -106,13 +137,18 @@ listen = "127.0.0.1:0"
 	for i, v := range []float64{20, 70} {
 		lines = append(lines, stack.Line("h2", v, 0, start.Add(time.Duration(i)*time.Second)))
 	}
-	require.NoError(t, kap.Write("telegraf", "autogen", strings.Join(lines, "\n")))
-	_, err = standIn.WaitFor(2+5, 60*time.Second)
+	require.NoError(t, e.kap.Write("telegraf", "autogen", strings.Join(lines, "\n")))
+	_, err := e.standIn.WaitFor(2+5, 60*time.Second)
 	require.NoError(t, err, "2 events to oncall, 5 to team")
 	time.Sleep(500 * time.Millisecond) // let late extras show up before counting
-	require.Len(t, standIn.Requests(), 7)
+	require.Len(t, e.standIn.Requests(), 7)
+}
 
-	oncall := standIn.RequestsTo(oncallPath)
+// checkOncall: "oncall" received Kapacitor's alert JSON, CRITICAL only,
+// with its headers alone.
+func (e *namedEndpoints) checkOncall(t *testing.T) {
+	t.Helper()
+	oncall := e.standIn.RequestsTo(namedOncallPath)
 	require.Len(t, oncall, 2)
 	var levels []string
 	for _, ev := range e2eDecode(t, oncall) {
@@ -123,8 +159,13 @@ listen = "127.0.0.1:0"
 		assert.Equal(t, "oncall", r.Header.Get("X-Team"))
 		assert.Empty(t, r.Header.Get("Authorization"), "another endpoint's headers")
 	}
+}
 
-	team := standIn.RequestsTo(teamPath)
+// checkTeam: "team" received the Incident Webhook format, WARNING and up,
+// with its headers.
+func (e *namedEndpoints) checkTeam(t *testing.T) {
+	t.Helper()
+	team := e.standIn.RequestsTo(namedTeamPath)
 	require.Len(t, team, 5)
 	byID := map[string][]string{}
 	for _, ev := range e2eDecode(t, team) {
@@ -140,11 +181,15 @@ listen = "127.0.0.1:0"
 		assert.Equal(t, "team", r.Header.Get("X-Team"))
 		assert.Equal(t, "Bearer team-token", r.Header.Get("Authorization"))
 	}
+}
 
-	// The metrics count by endpoint name.
+// checkMetrics: the metrics count by endpoint name, /readyz answers, and
+// no secret shows in /metrics, the daemon's output or kapacitord's log.
+func (e *namedEndpoints) checkMetrics(t *testing.T) {
+	t.Helper()
 	var m string
 	require.Eventually(t, func() bool {
-		_, m = scrape(t, base, "/metrics")
+		_, m = scrape(t, e.base, "/metrics")
 		return metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="oncall",result="delivered"}`) == 2 &&
 			metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="team",result="delivered"}`) == 5 &&
 			metricValue(m, `kapacitor_squadcast_connections`) >= 2
@@ -164,14 +209,14 @@ listen = "127.0.0.1:0"
 	} {
 		assert.Equal(t, want, metricValue(m, series), series)
 	}
-	code, body := scrape(t, base, "/readyz")
+	code, body := scrape(t, e.base, "/readyz")
 	assert.Equal(t, http.StatusOK, code, body)
-	assert.NotContains(t, m, standIn.URL, "/metrics shows no URL, not even its host")
-	for _, secret := range []string{oncallKey, teamKey, "team-token"} {
+	assert.NotContains(t, m, e.standIn.URL, "/metrics shows no URL, not even its host")
+	for _, secret := range []string{namedOncallKey, namedTeamKey, "team-token"} {
 		assert.NotContains(t, m, secret, "/metrics")
-		assert.Empty(t, e2eLineWith(daemon.Output(), secret), "daemon output")
+		assert.Empty(t, e2eLineWith(e.daemon.Output(), secret), "daemon output")
 	}
-	assert.Empty(t, e2eLineWith(kap.LogTail(1<<20), oncallKey), "kapacitord's log")
+	assert.Empty(t, e2eLineWith(e.kap.LogTail(1<<20), namedOncallKey), "kapacitord's log")
 }
 
 // e2eGrep returns the lines of *text that contain one of subs (read when called).

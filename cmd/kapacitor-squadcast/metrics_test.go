@@ -75,26 +75,66 @@ func metricsAddr(t *testing.T, logs func() string) string {
 // points come in and events are delivered, an unknown endpoint fails Init
 // with a message naming the option, and no secret shows in /metrics.
 func TestServeMetricsInProcess(t *testing.T) {
+	standIn, requests := pathRecorder()
+	defer standIn.Close()
+
+	dir, err := os.MkdirTemp("", "ksq-metrics-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "sq.sock")
+	cfg := writeMetricsConfig(t, dir, standIn.URL)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs stack.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runServe(ctx, []string{"--config", cfg, "--socket", sock}, &logs) }()
+	base := metricsAddr(t, logs.String)
+	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 30*time.Second, 10*time.Millisecond)
+
+	checkSocketAndProbes(t, sock, base)
+	sendTeamEvents(t, sock, requests)
+	checkUnknownEndpointInit(t, sock)
+	m := checkDeliveryMetrics(t, base)
+	checkMetricNames(t, m, standIn.URL)
+	checkPprof(t, base)
+	checkNotReadyWithoutSocket(t, sock, base)
+
+	cancel()
+	select {
+	case c := <-done:
+		assert.Equal(t, 0, c)
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	assert.NotContains(t, logs.String(), cfgSecret)
+	assert.Contains(t, logs.String(), `"msg":"alert event"`, "events are logged at debug")
+}
+
+// pathRecorder is a stand-in for Squadcast that answers 202 and records
+// the path of each request; requests returns them in order.
+func pathRecorder() (standIn *httptest.Server, requests func() []string) {
 	var mu sync.Mutex
 	var paths []string
-	standIn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	standIn = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	}))
-	defer standIn.Close()
-	requests := func() []string {
+	return standIn, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), paths...)
 	}
+}
 
-	dir, err := os.MkdirTemp("", "ksq-metrics-")
-	require.NoError(t, err)
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "sq.sock")
+// writeMetricsConfig writes dir/c.toml: socket mode and group, a data dir,
+// --listen, debug logs, and the endpoints "default" and "team" (in the
+// incident-webhook format) at the stand-in.
+func writeMetricsConfig(t *testing.T, dir, standInURL string) string {
+	t.Helper()
 	cfg := filepath.Join(dir, "c.toml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
 socket-mode = "0600"
@@ -109,16 +149,14 @@ log-level = "debug"
   name = "team"
   url = "%s/v2/incidents/api/%s"
   format = "incident-webhook"
-`, os.Getgid(), filepath.Join(dir, "data"), standIn.URL, cfgSecret, standIn.URL, cfgSecret)), 0o600))
+`, os.Getgid(), filepath.Join(dir, "data"), standInURL, cfgSecret, standInURL, cfgSecret)), 0o600))
+	return cfg
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs stack.SyncBuffer
-	done := make(chan int, 1)
-	go func() { done <- runServe(ctx, []string{"--config", cfg, "--socket", sock}, &logs) }()
-	base := metricsAddr(t, logs.String)
-	require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 30*time.Second, 10*time.Millisecond)
-
+// checkSocketAndProbes: the socket has its mode and group, /healthz and
+// /readyz answer, and no delivery or connection is counted yet.
+func checkSocketAndProbes(t *testing.T, sock, base string) {
+	t.Helper()
 	fi, err := os.Stat(sock)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "socket-mode")
@@ -131,7 +169,12 @@ log-level = "debug"
 	_, m := scrape(t, base, "/metrics")
 	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_deliveries_total{endpoint="team",result="delivered"}`), m)
 	assert.Equal(t, 0.0, metricValue(m, `kapacitor_squadcast_connections`))
+}
 
+// sendTeamEvents runs a task on the endpoint "team" whose four points make
+// two events, and waits until both reached the team's URL.
+func sendTeamEvents(t *testing.T, sock string, requests func() []string) {
+	t.Helper()
 	k, err := dialUDF(t, sock)
 	require.NoError(t, err)
 	res, err := k.init("cpu_team", strOpt("crit", `"v" < 10`), strOpt("endpoint", "team"))
@@ -148,14 +191,26 @@ log-level = "debug"
 	require.Len(t, points, 2)
 	require.Eventually(t, func() bool { return len(requests()) == 2 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []string{"/v2/incidents/api/" + cfgSecret, "/v2/incidents/api/" + cfgSecret}, requests(), "the named endpoint's URL")
+}
 
+// checkUnknownEndpointInit: a task naming an unknown endpoint fails Init,
+// naming the option and the configured endpoints.
+func checkUnknownEndpointInit(t *testing.T, sock string) {
+	t.Helper()
 	bad, err := dialUDF(t, sock)
 	require.NoError(t, err)
-	res, err = bad.init("cpu_bad", strOpt("crit", `"v" < 10`), strOpt("endpoint", "nope"))
+	res, err := bad.init("cpu_bad", strOpt("crit", `"v" < 10`), strOpt("endpoint", "nope"))
 	require.NoError(t, err)
 	require.False(t, res.GetSuccess())
 	assert.Contains(t, res.GetError(), "option .endpoint('nope'): unknown endpoint (configured: default, team)")
+}
 
+// checkDeliveryMetrics waits until /metrics counts the two deliveries,
+// checks the other series against them, waits until the outbox is empty,
+// and returns the page that counted the deliveries.
+func checkDeliveryMetrics(t *testing.T, base string) string {
+	t.Helper()
+	var m string
 	var delivered float64
 	require.Eventually(t, func() bool {
 		_, m = scrape(t, base, "/metrics")
@@ -180,8 +235,14 @@ log-level = "debug"
 		_, m := scrape(t, base, "/metrics")
 		return metricValue(m, `kapacitor_squadcast_outbox_pending_events`) == 0
 	}, 30*time.Second, 20*time.Millisecond, "the outbox empties once delivered")
-	// The daemon's own series carry its prefix; the others are the Go
-	// runtime's and the process's standard ones.
+	return m
+}
+
+// checkMetricNames: the daemon's own series carry its prefix, the others
+// are the Go runtime's and the process's standard ones, and the page shows
+// no secret, webhook path or stand-in URL.
+func checkMetricNames(t *testing.T, m, standInURL string) {
+	t.Helper()
 	for line := range strings.Lines(m) {
 		if !strings.HasPrefix(line, "#") {
 			assert.True(t, strings.HasPrefix(line, "kapacitor_squadcast_") || strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_"),
@@ -192,11 +253,14 @@ log-level = "debug"
 	assert.Positive(t, metricValue(m, "process_resident_memory_bytes"), "the process collector is registered")
 	assert.NotContains(t, m, cfgSecret)
 	assert.NotContains(t, m, "/v2/incidents")
-	assert.NotContains(t, m, standIn.URL)
+	assert.NotContains(t, m, standInURL)
+}
 
-	// Go's profiles are served, but not the command line (a --url there
-	// would show its key).
-	code, body = scrape(t, base, "/debug/pprof/")
+// checkPprof: Go's profiles are served, but not the command line (a --url
+// there would show its key).
+func checkPprof(t *testing.T, base string) {
+	t.Helper()
+	code, body := scrape(t, base, "/debug/pprof/")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "heap")
 	code, body = scrape(t, base, "/debug/pprof/heap?debug=1")
@@ -204,24 +268,18 @@ log-level = "debug"
 	assert.Contains(t, body, "heap profile")
 	code, _ = scrape(t, base, "/debug/pprof/cmdline")
 	assert.Equal(t, http.StatusNotFound, code, "/debug/pprof/cmdline")
+}
 
-	// Not ready once the socket is gone.
+// checkNotReadyWithoutSocket: once the socket is gone, /readyz answers 503
+// naming it, and /healthz still answers.
+func checkNotReadyWithoutSocket(t *testing.T, sock, base string) {
+	t.Helper()
 	require.NoError(t, os.Remove(sock))
-	code, body = scrape(t, base, "/readyz")
+	code, body := scrape(t, base, "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "socket")
 	code, _ = scrape(t, base, "/healthz")
 	assert.Equal(t, http.StatusOK, code)
-
-	cancel()
-	select {
-	case c := <-done:
-		assert.Equal(t, 0, c)
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop")
-	}
-	assert.NotContains(t, logs.String(), cfgSecret)
-	assert.Contains(t, logs.String(), `"msg":"alert event"`, "events are logged at debug")
 }
 
 // TestServeListenTaken: a --listen address in use fails the start.

@@ -34,21 +34,7 @@ func runCLI(args ...string) (int, string, string) {
 // letter after a 400, pending events after 503s), then lists, retries and
 // drops them with the CLI, checking that no output shows the URL or key.
 func TestOutboxCommands(t *testing.T) {
-	var requests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			ID string `json:"id"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		requests.Add(1)
-		if body.ID == "bad" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, "unknown key "+outboxKey+" at "+r.URL.String())
-			return
-		}
-		w.Header().Set("Retry-After", "3600")
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
+	srv, requests := outboxStandIn()
 	defer srv.Close()
 	url := srv.URL + "/v1/incidents/kapacitor/" + outboxKey
 	secrets := []string{outboxKey, "/v1/incidents", srv.URL + "/"}
@@ -67,6 +53,40 @@ func TestOutboxCommands(t *testing.T) {
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "has the daemon run with this data dir?")
 
+	fillOutbox(t, url, dir, requests)
+	checkOutboxList(t, dir, noSecret)
+	checkOutboxRetry(t, dir, noSecret)
+	checkOutboxDrop(t, dir)
+}
+
+// outboxStandIn answers 400 to the event "bad" (its body echoing the key
+// and URL) and 503 with Retry-After: 3600 to every other; requests counts
+// the requests.
+func outboxStandIn() (srv *httptest.Server, requests *atomic.Int64) {
+	requests = new(atomic.Int64)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ID string `json:"id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		requests.Add(1)
+		if body.ID == "bad" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, "unknown key "+outboxKey+" at "+r.URL.String())
+			return
+		}
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	return srv, requests
+}
+
+// fillOutbox publishes three events through a squadcast sender on dir,
+// waits until "bad" is dead-lettered, checks that the CLI refuses the data
+// dir while the sender holds it, then closes the sender with the two
+// others still pending.
+func fillOutbox(t *testing.T, url, dir string, requests *atomic.Int64) {
+	t.Helper()
 	s, err := squadcast.New(squadcast.Config{Endpoints: []squadcast.Endpoint{{Name: "default", URL: url}}, DataDir: dir, Workers: 1})
 	require.NoError(t, err)
 	p, err := s.Open(udf.Destination{})
@@ -77,7 +97,7 @@ func TestOutboxCommands(t *testing.T) {
 	require.NoError(t, p.Flush(nil))
 	require.Eventually(t, func() bool { return s.Stats().DeadLettered == 1 && requests.Load() >= 2 }, 10*time.Second, time.Millisecond)
 
-	code, out, errOut = runCLI("outbox", "list", "--data-dir", dir)
+	code, _, errOut := runCLI("outbox", "list", "--data-dir", dir)
 	assert.Equal(t, 1, code, "the running daemon holds the outbox")
 	assert.Contains(t, errOut, "the data dir is in use by a running daemon; stop it first")
 	code, _, errOut = runCLI("outbox", "drop", "--data-dir", dir, "1")
@@ -88,8 +108,13 @@ func TestOutboxCommands(t *testing.T) {
 	defer cancel()
 	err = s.Close(ctx) // the 503s keep two events pending
 	require.ErrorContains(t, err, "2 event(s) still pending")
+}
 
-	code, out, errOut = runCLI("outbox", "list", "--data-dir", dir)
+// checkOutboxList: `outbox list` shows the two pending events and the dead
+// letter, the last error redacted.
+func checkOutboxList(t *testing.T, dir string, noSecret func(*testing.T, ...string)) {
+	t.Helper()
+	code, out, errOut := runCLI("outbox", "list", "--data-dir", dir)
 	require.Equal(t, 0, code, errOut)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 6, out)
@@ -99,8 +124,13 @@ func TestOutboxCommands(t *testing.T) {
 	assert.Regexp(t, `^dead +1 +default +bad +CRITICAL +\d+s +1 +permanent failure: http status 400 Bad Request: unknown key \[redacted\] at \[redacted\]$`, lines[3])
 	assert.Equal(t, "2 pending, 1 dead", lines[5])
 	noSecret(t, out, errOut)
+}
 
-	code, out, errOut = runCLI("outbox", "retry", "--data-dir", dir)
+// checkOutboxRetry: `outbox retry` moves the dead letter back to pending,
+// once.
+func checkOutboxRetry(t *testing.T, dir string, noSecret func(*testing.T, ...string)) {
+	t.Helper()
+	code, out, errOut := runCLI("outbox", "retry", "--data-dir", dir)
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, "moved 1 dead letter(s) back to pending; the daemon sends them when it starts\n", out)
 	code, out, _ = runCLI("outbox", "retry", "--data-dir", dir)
@@ -111,8 +141,13 @@ func TestOutboxCommands(t *testing.T) {
 	assert.Regexp(t, `\npending +1 +default +bad +CRITICAL +\d+s +0 +-\n`, out)
 	assert.Contains(t, out, "3 pending, 0 dead")
 	noSecret(t, out)
+}
 
-	code, out, errOut = runCLI("outbox", "drop", "1", "--data-dir", dir, "3", "99")
+// checkOutboxDrop: `outbox drop` drops the events it is given, names a
+// sequence number it does not know, and empties the outbox.
+func checkOutboxDrop(t *testing.T, dir string) {
+	t.Helper()
+	code, out, errOut := runCLI("outbox", "drop", "1", "--data-dir", dir, "3", "99")
 	assert.Equal(t, 1, code)
 	assert.Equal(t, "dropped 2 event(s)\n", out)
 	assert.Contains(t, errOut, "no event with sequence number 99")
@@ -121,7 +156,7 @@ func TestOutboxCommands(t *testing.T) {
 	assert.Contains(t, out, "good1")
 	assert.NotContains(t, out, "bad")
 	assert.Contains(t, out, "1 pending, 0 dead")
-	code, out, _ = runCLI("outbox", "drop", "--data-dir", dir, "2")
+	code, _, _ = runCLI("outbox", "drop", "--data-dir", dir, "2")
 	require.Equal(t, 0, code)
 	code, out, _ = runCLI("outbox", "list", "--data-dir", dir)
 	require.Equal(t, 0, code)

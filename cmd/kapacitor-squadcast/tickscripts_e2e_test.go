@@ -43,102 +43,9 @@ func tickMessages(evs []e2eEvent) map[string]string {
 func TestE2ETickscripts(t *testing.T) {
 	st := e2eStart(t, e2eDaemonPath)
 	k := st.kap
+	cases := tickCases()
 
-	ts := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
-	var lines []string
-	point := func(format string, args ...any) {
-		ts = ts.Add(time.Second)
-		lines = append(lines, fmt.Sprintf(format, args...)+" "+strconv.FormatInt(ts.UnixNano(), 10))
-	}
-	cases := []struct {
-		script      string
-		measurement string
-		points      func()
-		// levels: the events per alert id, in order.
-		levels map[string][]string
-		// messages: "id LEVEL" -> message of that event.
-		messages map[string]string
-	}{
-		{
-			script:      "cpu_squadcast.tick",
-			measurement: "cpu",
-			points: func() {
-				for _, idle := range []float64{80, 35, 20, 5, 90} {
-					point("cpu,host=c1 usage_idle=%g,load=1i", idle)
-				}
-				for _, idle := range []float64{50, 9, 50} {
-					point("cpu,host=c2 usage_idle=%g,load=1i", idle)
-				}
-			},
-			levels: map[string][]string{
-				"cpu:host=c1": {"INFO", "WARNING", "CRITICAL", "OK"},
-				"cpu:host=c2": {"CRITICAL", "OK"},
-			},
-			messages: map[string]string{
-				"cpu:host=c1 CRITICAL": "cpu:host=c1 is CRITICAL",
-				"cpu:host=c2 OK":       "cpu:host=c2 is OK",
-			},
-		},
-		{
-			script:      "mem_squadcast.tick",
-			measurement: "mem",
-			points: func() {
-				for _, used := range []float64{50, 91, 96.04, 92, 40} {
-					point("mem,host=m1 used_percent=%g,total=8000000000i", used)
-				}
-				for _, used := range []float64{60, 89.9, 60} { // never over 90%: no incident
-					point("mem,host=m2 used_percent=%g,total=8000000000i", used)
-				}
-			},
-			levels: map[string][]string{
-				"mem:host=m1": {"WARNING", "CRITICAL", "WARNING", "OK"},
-			},
-			messages: map[string]string{
-				"mem:host=m1 CRITICAL": "m1: memory 96.0% used (CRITICAL)",
-				"mem:host=m1 WARNING":  "m1: memory 92.0% used (WARNING)",
-				"mem:host=m1 OK":       "m1: memory 40.0% used (OK)",
-			},
-		},
-		{
-			script:      "disk_squadcast.tick",
-			measurement: "disk",
-			points: func() {
-				for _, used := range []float64{70, 85, 95.5, 50} {
-					point("disk,host=d1,path=/,device=sda1,fstype=ext4 used_percent=%g,free=1000i", used)
-				}
-				for _, used := range []float64{60, 79} { // same host, another path: no incident
-					point("disk,host=d1,path=/var,device=sda2,fstype=ext4 used_percent=%g,free=1000i", used)
-				}
-				for _, used := range []float64{91, 10} {
-					point("disk,host=d2,path=/data,device=nvme0n1,fstype=xfs used_percent=%g,free=1000i", used)
-				}
-			},
-			levels: map[string][]string{
-				"disk:host=d1,path=/":     {"WARNING", "CRITICAL", "OK"},
-				"disk:host=d2,path=/data": {"CRITICAL", "OK"},
-			},
-			messages: map[string]string{
-				"disk:host=d1,path=/ CRITICAL":     "d1:/: disk 95.5% used (CRITICAL)",
-				"disk:host=d2,path=/data CRITICAL": "d2:/data: disk 91.0% used (CRITICAL)",
-				"disk:host=d2,path=/data OK":       "d2:/data: disk 10.0% used (OK)",
-			},
-		},
-	}
-
-	want := 0
-	written := map[string]int64{} // task -> points of its measurement
-	for _, c := range cases {
-		task := strings.TrimSuffix(c.script, ".tick")
-		e2eDefineRunning(t, k, task, e2eTick(t, c.script))
-		before := len(lines)
-		c.points()
-		written[task] = int64(len(lines) - before)
-		for _, lv := range c.levels {
-			want += len(lv)
-		}
-	}
-	require.NoError(t, k.Write("telegraf", "autogen", strings.Join(lines, "\n")+"\n"))
-
+	written, want := tickDefineAndWrite(t, k, cases)
 	_, err := st.standIn.WaitFor(want, 60*time.Second)
 	require.NoError(t, err, "events from the three scripts")
 	for task, n := range written {
@@ -170,6 +77,116 @@ func TestE2ETickscripts(t *testing.T) {
 		})
 	}
 	assert.Len(t, reqs, want, "requests in all")
+}
+
+// tickCase is one script of TestE2ETickscripts, the points written for it
+// and the incidents they must make.
+type tickCase struct {
+	script      string
+	measurement string
+	// points writes the script's points through point, which adds the
+	// next timestamp to a line of the format.
+	points func(point func(format string, args ...any))
+	// levels: the events per alert id, in order.
+	levels map[string][]string
+	// messages: "id LEVEL" -> message of that event.
+	messages map[string]string
+}
+
+// tickCases is the table of TestE2ETickscripts: cpu, memory and disk.
+func tickCases() []tickCase {
+	return []tickCase{
+		{
+			script:      "cpu_squadcast.tick",
+			measurement: "cpu",
+			points: func(point func(string, ...any)) {
+				for _, idle := range []float64{80, 35, 20, 5, 90} {
+					point("cpu,host=c1 usage_idle=%g,load=1i", idle)
+				}
+				for _, idle := range []float64{50, 9, 50} {
+					point("cpu,host=c2 usage_idle=%g,load=1i", idle)
+				}
+			},
+			levels: map[string][]string{
+				"cpu:host=c1": {"INFO", "WARNING", "CRITICAL", "OK"},
+				"cpu:host=c2": {"CRITICAL", "OK"},
+			},
+			messages: map[string]string{
+				"cpu:host=c1 CRITICAL": "cpu:host=c1 is CRITICAL",
+				"cpu:host=c2 OK":       "cpu:host=c2 is OK",
+			},
+		},
+		{
+			script:      "mem_squadcast.tick",
+			measurement: "mem",
+			points: func(point func(string, ...any)) {
+				for _, used := range []float64{50, 91, 96.04, 92, 40} {
+					point("mem,host=m1 used_percent=%g,total=8000000000i", used)
+				}
+				for _, used := range []float64{60, 89.9, 60} { // never over 90%: no incident
+					point("mem,host=m2 used_percent=%g,total=8000000000i", used)
+				}
+			},
+			levels: map[string][]string{
+				"mem:host=m1": {"WARNING", "CRITICAL", "WARNING", "OK"},
+			},
+			messages: map[string]string{
+				"mem:host=m1 CRITICAL": "m1: memory 96.0% used (CRITICAL)",
+				"mem:host=m1 WARNING":  "m1: memory 92.0% used (WARNING)",
+				"mem:host=m1 OK":       "m1: memory 40.0% used (OK)",
+			},
+		},
+		{
+			script:      "disk_squadcast.tick",
+			measurement: "disk",
+			points: func(point func(string, ...any)) {
+				for _, used := range []float64{70, 85, 95.5, 50} {
+					point("disk,host=d1,path=/,device=sda1,fstype=ext4 used_percent=%g,free=1000i", used)
+				}
+				for _, used := range []float64{60, 79} { // same host, another path: no incident
+					point("disk,host=d1,path=/var,device=sda2,fstype=ext4 used_percent=%g,free=1000i", used)
+				}
+				for _, used := range []float64{91, 10} {
+					point("disk,host=d2,path=/data,device=nvme0n1,fstype=xfs used_percent=%g,free=1000i", used)
+				}
+			},
+			levels: map[string][]string{
+				"disk:host=d1,path=/":     {"WARNING", "CRITICAL", "OK"},
+				"disk:host=d2,path=/data": {"CRITICAL", "OK"},
+			},
+			messages: map[string]string{
+				"disk:host=d1,path=/ CRITICAL":     "d1:/: disk 95.5% used (CRITICAL)",
+				"disk:host=d2,path=/data CRITICAL": "d2:/data: disk 91.0% used (CRITICAL)",
+				"disk:host=d2,path=/data OK":       "d2:/data: disk 10.0% used (OK)",
+			},
+		},
+	}
+}
+
+// tickDefineAndWrite defines each case's task, then writes all their
+// points at once, a second apart. It returns the points written per task
+// and the number of events the cases expect in all.
+func tickDefineAndWrite(t *testing.T, k *stack.Kapacitord, cases []tickCase) (written map[string]int64, want int) {
+	t.Helper()
+	var lines []string
+	ts := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	point := func(format string, args ...any) {
+		ts = ts.Add(time.Second)
+		lines = append(lines, fmt.Sprintf(format, args...)+" "+strconv.FormatInt(ts.UnixNano(), 10))
+	}
+	written = map[string]int64{} // task -> points of its measurement
+	for _, c := range cases {
+		task := strings.TrimSuffix(c.script, ".tick")
+		e2eDefineRunning(t, k, task, e2eTick(t, c.script))
+		before := len(lines)
+		c.points(point)
+		written[task] = int64(len(lines) - before)
+		for _, lv := range c.levels {
+			want += len(lv)
+		}
+	}
+	require.NoError(t, k.Write("telegraf", "autogen", strings.Join(lines, "\n")+"\n"))
+	return written, want
 }
 
 // deadmanWriter writes a "cpu" point for each live host every 100ms, with
