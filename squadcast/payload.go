@@ -46,13 +46,21 @@ const TruncationMarker = "… [truncated]"
 // MaxBody; its value says how many, e.g. "12 of 500 tags left out".
 const TruncatedKey = "truncated"
 
-// Render renders ev in the given format (FormatKapacitor or FormatIncidentWebhook).
+// Render renders ev in the given format (FormatKapacitor or
+// FormatIncidentWebhook), as a task without .tag() or .priority() would
+// send it: an Incident Webhook body has no priority.
 func Render(format string, ev udf.Event) ([]byte, error) {
+	return render(format, ev, &incidentOptions{})
+}
+
+// render renders ev in the given format, an Incident Webhook body with a
+// task's tags and priorities.
+func render(format string, ev udf.Event, inc *incidentOptions) ([]byte, error) {
 	switch format {
 	case FormatKapacitor:
 		return RenderKapacitor(ev)
 	case FormatIncidentWebhook:
-		return RenderIncidentWebhook(ev)
+		return renderIncidentWebhook(ev, inc)
 	default:
 		return nil, fmt.Errorf("unknown format %q (want %q or %q)", format, FormatKapacitor, FormatIncidentWebhook)
 	}
@@ -343,29 +351,37 @@ const (
 )
 
 // RenderIncidentWebhook renders ev as a Squadcast Incident Webhook (API v2)
-// body: {"message","description","tags","status","event_id","priority"}. The
-// status is "resolve" for level OK and "trigger" otherwise; event_id is the
-// alert ID; tags are the point's tags, then the task's .tag()s (which win
-// over a point tag of the same key), then "level" (which wins over both);
-// priority is ev.Priority on a trigger, and left out when empty or on a
-// resolve. An empty message becomes "<id> is <level>" and an empty
-// description the message, since Squadcast needs both to trigger.
+// body, as a task without .tag() or .priority() would send it: see
+// renderIncidentWebhook.
+func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
+	return renderIncidentWebhook(ev, &incidentOptions{})
+}
+
+// renderIncidentWebhook renders ev as a Squadcast Incident Webhook (API
+// v2) body: {"message","description","tags","status","event_id","priority"}.
+// The status is "resolve" for level OK and "trigger" otherwise; event_id is
+// the alert ID; tags are the point's tags, then the task's .tag()s (which
+// win over a point tag of the same key), then "level" (which wins over
+// both); priority is the task's priority of the level on a trigger, and
+// left out when empty or on a resolve. An empty message becomes "<id> is
+// <level>" and an empty description the message, since Squadcast needs
+// both to trigger.
 //
 // A body over MaxBody is shrunk (see MaxBody): the tags, then the
 // description, then the message, then the tags further; the "level" tag is
 // always kept, and the event_id is never cut.
-func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
+func renderIncidentWebhook(ev udf.Event, inc *incidentOptions) ([]byte, error) {
 	p := incidentWebhook{
 		Message:     ev.Message,
 		Description: ev.Details,
-		Tags:        make(map[string]string, len(ev.Tags)+len(ev.ExtraTags)+1),
+		Tags:        make(map[string]string, len(ev.Tags)+len(inc.tags)+1),
 		Status:      statusTrigger,
 		EventID:     ev.ID,
 	}
 	if ev.Level == udf.OK {
 		p.Status = statusResolve
 	} else {
-		p.Priority = ev.Priority
+		p.Priority = inc.priorities[ev.Level]
 	}
 	if p.Message == "" {
 		p.Message = ev.ID + " is " + ev.Level.String()
@@ -376,7 +392,7 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	for k, v := range ev.Tags {
 		p.Tags[k] = v
 	}
-	for k, v := range ev.ExtraTags {
+	for k, v := range inc.tags {
 		p.Tags[k] = v
 	}
 	level := ev.Level.String()
@@ -391,7 +407,7 @@ func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
 	all := p.Tags
 	var extra, others []string
 	for k := range all {
-		switch _, isExtra := ev.ExtraTags[k]; {
+		switch _, isExtra := inc.tags[k]; {
 		case k == "level":
 		case isExtra:
 			extra = append(extra, k)

@@ -3,6 +3,7 @@ package squadcast
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -155,6 +156,7 @@ func TestRenderIncidentWebhook(t *testing.T) {
 	tests := []struct {
 		name string
 		ev   udf.Event
+		inc  incidentOptions // the task's tags and priorities
 		want webhookBody
 	}{
 		{
@@ -186,15 +188,16 @@ func TestRenderIncidentWebhook(t *testing.T) {
 		},
 		{
 			name: "task tags win over point tags, level over both; priority on a trigger",
-			ev: udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.Warning, Priority: "P3",
-				Tags:      map[string]string{"host": "a", "team": "from-point"},
-				ExtraTags: map[string]string{"team": "db", "env": "prod"}},
+			ev: udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.Warning,
+				Tags: map[string]string{"host": "a", "team": "from-point"}},
+			inc: incidentOptions{tags: map[string]string{"team": "db", "env": "prod"}, priorities: [udf.Critical + 1]string{udf.Warning: "P3"}},
 			want: webhookBody{Message: "m", Description: "d", Status: "trigger", EventID: "x", Priority: "P3",
 				Tags: map[string]string{"host": "a", "team": "db", "env": "prod", "level": "WARNING"}},
 		},
 		{
 			name: "no priority on a resolve",
-			ev:   udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.OK, Priority: "P1", ExtraTags: map[string]string{"env": "prod"}},
+			ev:   udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.OK},
+			inc:  incidentOptions{tags: map[string]string{"env": "prod"}, priorities: [udf.Critical + 1]string{"P1", "P1", "P1", "P1"}},
 			want: webhookBody{Message: "m", Description: "d", Status: "resolve", EventID: "x", Tags: map[string]string{"env": "prod", "level": "OK"}},
 		},
 		{
@@ -205,9 +208,14 @@ func TestRenderIncidentWebhook(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := RenderIncidentWebhook(tt.ev)
+			got, err := renderIncidentWebhook(tt.ev, &tt.inc)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, decodeWebhook(t, got))
+			if tt.inc.tags == nil && tt.inc.priorities == ([udf.Critical + 1]string{}) {
+				exported, err := RenderIncidentWebhook(tt.ev)
+				require.NoError(t, err)
+				require.Equal(t, got, exported, "RenderIncidentWebhook renders a task without tags or priorities")
+			}
 			require.True(t, bytes.HasPrefix(got, []byte(`{"message":`)), "field order: %s", got)
 		})
 	}
@@ -222,7 +230,8 @@ func TestRenderIncidentWebhookExact(t *testing.T) {
 	got, err := RenderIncidentWebhook(udf.Event{ID: "a&b", Message: "<m>", Details: "d", Level: udf.Critical, Tags: map[string]string{"h": "1"}})
 	require.NoError(t, err)
 	require.Equal(t, `{"message":"\u003cm\u003e","description":"d","tags":{"h":"1","level":"CRITICAL"},"status":"trigger","event_id":"a\u0026b"}`+"\n", string(got))
-	got, err = RenderIncidentWebhook(udf.Event{ID: "i", Message: "m", Details: "d", Level: udf.Critical, Priority: "P2"})
+	got, err = renderIncidentWebhook(udf.Event{ID: "i", Message: "m", Details: "d", Level: udf.Critical},
+		&incidentOptions{priorities: [udf.Critical + 1]string{udf.Critical: "P2"}})
 	require.NoError(t, err)
 	require.Equal(t, `{"message":"m","description":"d","tags":{"level":"CRITICAL"},"status":"trigger","event_id":"i","priority":"P2"}`+"\n", string(got))
 }
@@ -381,4 +390,21 @@ func TestBodyHasNoSpareRoom(t *testing.T) {
 		t.Logf("%s: %d bytes, capacity %d", format, len(body), cap(body))
 		assert.Less(t, cap(body)-len(body), 128, format)
 	}
+}
+
+// TestRenderIncidentWebhookKeepsTaskTags: when the tags must be bounded,
+// the task's .tag()s are kept before the point's.
+func TestRenderIncidentWebhookKeepsTaskTags(t *testing.T) {
+	tags := make(map[string]string)
+	for i := range 2000 {
+		tags[fmt.Sprintf("t%04d", i)] = strings.Repeat("v", 20)
+	}
+	inc := incidentOptions{tags: map[string]string{"zz-team": "db"}}
+	got, err := renderIncidentWebhook(udf.Event{ID: "x", Message: "m", Details: "d", Level: udf.Critical, Tags: tags}, &inc)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(got), MaxBody)
+	w := decodeWebhook(t, got)
+	require.Equal(t, "db", w.Tags["zz-team"], "the task's tag sorts last but is kept first")
+	require.Equal(t, "CRITICAL", w.Tags["level"])
+	require.Contains(t, w.Tags[TruncatedKey], "tags left out")
 }

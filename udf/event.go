@@ -51,8 +51,9 @@ func ParseLevel(s string) (Level, error) {
 	return OK, fmt.Errorf("unknown alert level %q (want OK, INFO, WARNING or CRITICAL)", s)
 }
 
-// Destination says where a task's events go, as given by its options.
-// Exactly one of Endpoint and URL is set; Format may be empty for the default.
+// Destination says where a task's events go, and how the Sink renders
+// them, as given by its options. Exactly one of Endpoint and URL is set;
+// Format may be empty for the default.
 type Destination struct {
 	// Endpoint is the name of a configured endpoint (option .endpoint), "default" unless set.
 	Endpoint string
@@ -60,10 +61,14 @@ type Destination struct {
 	URL string
 	// Format is the payload format (option .format): "kapacitor" or "incident-webhook".
 	Format string
-	// IncidentOnly names the options the task gave that only the
-	// incident-webhook format has a field for ("tag", "priority"): a Sink
-	// must refuse them for another format.
-	IncidentOnly []string
+	// Tags are the task's .tag(key, value) calls, in the order given,
+	// each its key and value as written; nil without any.
+	// Priorities are its .priority(level, priority) calls, in the order
+	// given, each its level and priority as written; nil without any.
+	// These options are the Sink's (they set fields of its payload): udf
+	// hands them over unchecked, and the Sink validates them in Open,
+	// refusing them with an *OptionError naming .tag or .priority.
+	Tags, Priorities [][2]string
 }
 
 // Event is one alert event: a level change (or, later, a re-notification)
@@ -101,13 +106,6 @@ type Event struct {
 	// (whose data is its point: Tags and Fields).
 	Columns []string
 	Values  [][]interface{}
-
-	// ExtraTags are the task's .tag()s, added to an Incident Webhook's tags
-	// after Tags (they win over a point tag of the same key); never modified.
-	ExtraTags map[string]string
-	// Priority is the Incident Webhook priority ("P1".."P5") of a non-OK
-	// event, "" for none.
-	Priority string
 }
 
 // OptionError reports a bad TICKscript option of @squadcast().

@@ -401,8 +401,6 @@ func (h *Handler) event(name, key string, st *groupState, tags map[string]string
 		Group:         group,
 		Tags:          tags,
 		Fields:        fields,
-		ExtraTags:     h.opts.Tags,
-		Priority:      h.opts.Priorities[level],
 	}
 }
 

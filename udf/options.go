@@ -36,12 +36,9 @@ const (
 	optAll          = "all"
 )
 
-// repeatable lists the options that may be given more than once.
+// repeatable lists the options that may be given more than once: those
+// handed to the Sink in Destination.Tags and Destination.Priorities.
 var repeatable = map[string]bool{optTag: true, optPriority: true}
-
-// DefaultPriorities are the Incident Webhook priorities of the levels a
-// task gives no .priority() for.
-var DefaultPriorities = [Critical + 1]string{Info: "P5", Warning: "P3", Critical: "P1"}
 
 // DefaultEndpoint is the endpoint events go to when a task names none.
 const DefaultEndpoint = "default"
@@ -132,15 +129,8 @@ type TaskOptions struct {
 	FlapLow, FlapHigh float64
 	History           int
 
-	// Tags are the extra Incident Webhook tags of .tag(key, value), nil
-	// without any. They are added after the point's tags: a .tag() wins over
-	// a point tag of the same key.
-	Tags map[string]string
-	// Priorities holds the Incident Webhook priority ("P1".."P5") of each
-	// non-OK level: DefaultPriorities, changed by .priority(level, p).
-	Priorities [Critical + 1]string
-
-	// Destination says where events go.
+	// Destination says where events go, with the options of their
+	// payload that the Sink validates (.tag and .priority).
 	Destination Destination
 }
 
@@ -159,7 +149,7 @@ func ParseBatchOptions(opts []*agent.Option) (*TaskOptions, error) {
 
 func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo) (*TaskOptions, error) {
 	vals := make(map[string][]*agent.OptionValue, len(opts))
-	var repeated []*agent.Option // the calls of repeatable options, in order
+	var tags, priorities [][2]string // the Sink's options, in order
 	for _, o := range opts {
 		name := o.GetName()
 		info, ok := optionInfo[name]
@@ -182,8 +172,11 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 			}
 		}
 		vals[name] = v
-		if repeatable[name] {
-			repeated = append(repeated, o)
+		switch name {
+		case optTag:
+			tags = append(tags, [2]string{v[0].GetStringValue(), v[1].GetStringValue()})
+		case optPriority:
+			priorities = append(priorities, [2]string{v[0].GetStringValue(), v[1].GetStringValue()})
 		}
 	}
 	str := func(name string) (string, bool) {
@@ -195,7 +188,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 	}
 	has := func(name string) bool { _, ok := vals[name]; return ok }
 
-	to := &TaskOptions{History: DefaultHistory, Priorities: DefaultPriorities}
+	to := &TaskOptions{History: DefaultHistory}
 	nlevels := 0
 	for _, lo := range levelOptions {
 		for _, o := range []struct {
@@ -208,7 +201,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 			}
 			e, err := CompileExpr(src)
 			if err != nil {
-				return nil, &OptionError{Option: o.name, Value: quote(src), Reason: err.Error()}
+				return nil, &OptionError{Option: o.name, Value: QuoteValue(src), Reason: err.Error()}
 			}
 			*o.dst = e
 		}
@@ -253,7 +246,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 		}
 		tmpl, err := parseTemplate(t.name, text, sample)
 		if err != nil {
-			return nil, &OptionError{Option: t.name, Value: quote(text), Reason: err.Error()}
+			return nil, &OptionError{Option: t.name, Value: QuoteValue(text), Reason: err.Error()}
 		}
 		*t.dst = tmpl
 	}
@@ -292,14 +285,10 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 		to.History = int(n)
 	}
 
-	if err := to.parseIncidentOptions(repeated); err != nil {
-		return nil, err
-	}
-
 	endpoint, hasEndpoint := str(optEndpoint)
 	url, hasURL := str(optURL)
 	format, _ := str(optFormat)
-	to.Destination = Destination{Endpoint: endpoint, URL: url, Format: format}
+	to.Destination = Destination{Endpoint: endpoint, URL: url, Format: format, Tags: tags, Priorities: priorities}
 	if hasEndpoint && endpoint == "" {
 		return nil, &OptionError{Option: optEndpoint, Value: "''", Reason: "empty endpoint name"}
 	}
@@ -309,56 +298,7 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 	if endpoint == "" && url == "" {
 		to.Destination.Endpoint = DefaultEndpoint
 	}
-	if has(optTag) {
-		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optTag)
-	}
-	if has(optPriority) {
-		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optPriority)
-	}
 	return to, nil
-}
-
-// parseIncidentOptions reads the calls of .tag(key, value) and
-// .priority(level, p), in the order they were given.
-func (to *TaskOptions) parseIncidentOptions(calls []*agent.Option) error {
-	var prioritySet [Critical + 1]bool
-	for _, o := range calls {
-		a, b := o.GetValues()[0].GetStringValue(), o.GetValues()[1].GetStringValue()
-		value := quote(a) + ", " + quote(b)
-		switch o.GetName() {
-		case optTag:
-			switch {
-			case a == "":
-				return &OptionError{Option: optTag, Value: value, Reason: "empty tag key"}
-			case a == "level":
-				return &OptionError{Option: optTag, Value: value, Reason: "the tag 'level' is the event's level, set by the daemon: use another key"}
-			case !utf8.ValidString(a) || !utf8.ValidString(b):
-				return &OptionError{Option: optTag, Value: value, Reason: "not valid UTF-8"}
-			}
-			if _, dup := to.Tags[a]; dup {
-				return &OptionError{Option: optTag, Value: value, Reason: "the tag " + quote(a) + " is given more than once"}
-			}
-			if to.Tags == nil {
-				to.Tags = make(map[string]string)
-			}
-			to.Tags[a] = b
-		case optPriority:
-			l, err := ParseLevel(a)
-			if err != nil || l == OK {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the level must be CRITICAL, WARNING or INFO (a resolve has no priority)"}
-			}
-			p := strings.ToUpper(b)
-			if len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the priority must be one of 'P1', 'P2', 'P3', 'P4', 'P5'"}
-			}
-			if prioritySet[l] {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the priority of " + l.String() + " is given more than once"}
-			}
-			prioritySet[l] = true
-			to.Priorities[l] = p
-		}
-	}
-	return nil
 }
 
 // formatValues renders option values as a TICKscript writes them, for
@@ -368,7 +308,7 @@ func formatValues(name string, vals []*agent.OptionValue) string {
 	for i, v := range vals {
 		switch x := v.GetValue().(type) {
 		case *agent.OptionValue_StringValue:
-			parts[i] = quote(x.StringValue)
+			parts[i] = QuoteValue(x.StringValue)
 			if name == optURL {
 				parts[i] = "'...'"
 			}
@@ -405,9 +345,10 @@ func typeName(t agent.ValueType) string {
 	return strings.ToLower(t.String())
 }
 
-// quote renders a value the way it is written in a TICKscript, cut short
-// when it is long.
-func quote(s string) string {
+// QuoteValue renders an option's string value the way it is written in a
+// TICKscript, quoted, and cut short (on a character boundary, marked
+// "...") when it is long: an OptionError's Value.
+func QuoteValue(s string) string {
 	const max = 200
 	if len(s) > max {
 		cut := max

@@ -115,33 +115,29 @@ func TestParseOptions(t *testing.T) {
 		{name: "empty endpoint", opts: []*agent.Option{crit, str("endpoint", "")}, wantErr: "option .endpoint(''): empty endpoint name"},
 		{name: "wrong type", opts: []*agent.Option{{Name: "crit", Values: []*agent.OptionValue{{Type: agent.ValueType_BOOL, Value: &agent.OptionValue_BoolValue{BoolValue: true}}}}}, wantErr: "option .crit: argument 1 must be a string, got a boolean"},
 		{name: "no argument", opts: []*agent.Option{{Name: "crit"}}, wantErr: "option .crit: takes 1 argument(s), got 0"},
-		{name: "default priorities, no tags", opts: []*agent.Option{crit}, check: func(t *testing.T, o *TaskOptions) {
-			assert.Equal(t, [Critical + 1]string{OK: "", Info: "P5", Warning: "P3", Critical: "P1"}, o.Priorities)
-			assert.Nil(t, o.Tags)
-			assert.Empty(t, o.Destination.IncidentOnly)
+		{name: "no tags or priorities", opts: []*agent.Option{crit}, check: func(t *testing.T, o *TaskOptions) {
+			assert.Nil(t, o.Destination.Tags)
+			assert.Nil(t, o.Destination.Priorities)
 		}},
+		// .tag() and .priority() are the Sink's options: they are handed
+		// over as written, in order, and validated by the Sink's Open
+		// (squadcast.TestIncidentOptions).
 		{name: "tags and priorities", opts: []*agent.Option{
 			crit, str2("tag", "team", "db"), str2("priority", "critical", "P2"), str2("tag", "env", "prod"), str2("priority", "Info", "p4"),
 		}, check: func(t *testing.T, o *TaskOptions) {
-			assert.Equal(t, map[string]string{"team": "db", "env": "prod"}, o.Tags)
-			assert.Equal(t, [Critical + 1]string{Info: "P4", Warning: "P3", Critical: "P2"}, o.Priorities)
-			assert.Equal(t, []string{"tag", "priority"}, o.Destination.IncidentOnly)
+			assert.Equal(t, [][2]string{{"team", "db"}, {"env", "prod"}}, o.Destination.Tags)
+			assert.Equal(t, [][2]string{{"critical", "P2"}, {"Info", "p4"}}, o.Destination.Priorities)
 		}},
 		{name: "priority only", opts: []*agent.Option{crit, str2("priority", "WARNING", "P1")}, check: func(t *testing.T, o *TaskOptions) {
-			assert.Equal(t, [Critical + 1]string{Info: "P5", Warning: "P1", Critical: "P1"}, o.Priorities)
-			assert.Equal(t, []string{"priority"}, o.Destination.IncidentOnly)
+			assert.Nil(t, o.Destination.Tags)
+			assert.Equal(t, [][2]string{{"WARNING", "P1"}}, o.Destination.Priorities)
 		}},
-		{name: "priority unknown level", opts: []*agent.Option{crit, str2("priority", "SEVERE", "P1")}, wantErr: "option .priority('SEVERE', 'P1'): the level must be CRITICAL, WARNING or INFO"},
-		{name: "priority for OK", opts: []*agent.Option{crit, str2("priority", "OK", "P1")}, wantErr: "option .priority('OK', 'P1'): the level must be"},
-		{name: "priority out of range", opts: []*agent.Option{crit, str2("priority", "CRITICAL", "P6")}, wantErr: "option .priority('CRITICAL', 'P6'): the priority must be one of 'P1'"},
-		{name: "priority not a P", opts: []*agent.Option{crit, str2("priority", "CRITICAL", "high")}, wantErr: "option .priority('CRITICAL', 'high'): the priority must be one of"},
-		{name: "priority P10", opts: []*agent.Option{crit, str2("priority", "INFO", "P10")}, wantErr: "option .priority('INFO', 'P10')"},
-		{name: "priority twice for a level", opts: []*agent.Option{crit, str2("priority", "INFO", "P4"), str2("priority", "info", "P3")}, wantErr: "option .priority('info', 'P3'): the priority of INFO is given more than once"},
+		{name: "values the Sink validates", opts: []*agent.Option{crit, str2("priority", "SEVERE", "P9"), str2("tag", "", "x")}, check: func(t *testing.T, o *TaskOptions) {
+			assert.Equal(t, [][2]string{{"", "x"}}, o.Destination.Tags)
+			assert.Equal(t, [][2]string{{"SEVERE", "P9"}}, o.Destination.Priorities)
+		}},
 		{name: "priority one argument", opts: []*agent.Option{crit, str("priority", "P1")}, wantErr: "option .priority: takes 2 argument(s), got 1"},
 		{name: "tag one argument", opts: []*agent.Option{crit, str("tag", "team")}, wantErr: "option .tag: takes 2 argument(s), got 1"},
-		{name: "tag empty key", opts: []*agent.Option{crit, str2("tag", "", "x")}, wantErr: "option .tag('', 'x'): empty tag key"},
-		{name: "tag level", opts: []*agent.Option{crit, str2("tag", "level", "x")}, wantErr: "option .tag('level', 'x'): the tag 'level' is the event's level"},
-		{name: "tag twice", opts: []*agent.Option{crit, str2("tag", "a", "1"), str2("tag", "a", "2")}, wantErr: "option .tag('a', '2'): the tag 'a' is given more than once"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,6 +385,9 @@ func TestLevelText(t *testing.T) {
 	assert.ErrorContains(t, err, `unknown alert level "SEVERE"`)
 }
 
+// TestHandlerTagsAndPriorities: the task's .tag() and .priority() go to
+// the Sink's Open; events keep the point's tags as they are (the Sink adds
+// the task's to its payloads: squadcast.TestPublisherTagsAndPriorities).
 func TestHandlerTagsAndPriorities(t *testing.T) {
 	rec := &recorder{}
 	h := newTestHandler(t, rec, str("crit", `"v" < 10`), str("warn", `"v" < 20`), str("info", `"v" < 30`),
@@ -397,15 +396,17 @@ func TestHandlerTagsAndPriorities(t *testing.T) {
 		_, err := h.Point(point("", int64(i), map[string]float64{"v": v}, map[string]string{"team": "point"}))
 		require.NoError(t, err)
 	}
+	require.Len(t, rec.dest, 1)
+	assert.Equal(t, [][2]string{{"team", "db"}}, rec.dest[0].Tags)
+	assert.Equal(t, [][2]string{{"WARNING", "P2"}}, rec.dest[0].Priorities)
 	ev := rec.Events()
 	require.Len(t, ev, 4)
 	var got []string
 	for _, e := range ev {
-		got = append(got, e.Level.String()+":"+e.Priority)
-		assert.Equal(t, map[string]string{"team": "db"}, e.ExtraTags)
+		got = append(got, e.Level.String())
 		assert.Equal(t, map[string]string{"team": "point"}, e.Tags, "the point's tags are kept as they are")
 	}
-	assert.Equal(t, []string{"INFO:P5", "WARNING:P2", "CRITICAL:P1", "OK:"}, got)
+	assert.Equal(t, []string{"INFO", "WARNING", "CRITICAL", "OK"}, got)
 }
 
 func TestLoggedID(t *testing.T) {
