@@ -123,8 +123,8 @@ func TestOpen(t *testing.T) {
 		{name: "inline url", d: udf.Destination{URL: "http://hooks.example:8080/k/" + secretKey}, wantName: "inline:hooks.example:8080", wantURL: "http://hooks.example:8080/k/" + secretKey, wantFormat: FormatKapacitor, wantTimeout: DefaultTimeout},
 		{name: "inline url inherits the endpoint's settings", d: udf.Destination{Endpoint: "eu", URL: "https://x.example/" + secretKey}, wantName: "inline:x.example", wantURL: "https://x.example/" + secretKey, wantFormat: FormatIncidentWebhook, wantTimeout: 3 * time.Second},
 		{name: "inline url and format", d: udf.Destination{URL: "https://x.example/" + secretKey, Format: FormatIncidentWebhook}, wantName: "inline:x.example", wantURL: "https://x.example/" + secretKey, wantFormat: FormatIncidentWebhook, wantTimeout: DefaultTimeout},
-		{name: "tags and priorities with the incident-webhook endpoint", d: udf.Destination{Endpoint: "eu", IncidentOnly: []string{"tag", "priority"}}, wantName: "eu", wantURL: cfg.Endpoints[1].URL, wantFormat: FormatIncidentWebhook, wantTimeout: 3 * time.Second},
-		{name: "tags with a format override", d: udf.Destination{Format: FormatIncidentWebhook, IncidentOnly: []string{"tag"}}, wantName: "default", wantURL: secretURL, wantFormat: FormatIncidentWebhook, wantTimeout: DefaultTimeout},
+		{name: "tags and priorities with the incident-webhook endpoint", d: udf.Destination{Endpoint: "eu", Tags: [][2]string{{"team", "db"}}, Priorities: [][2]string{{"CRITICAL", "P2"}}}, wantName: "eu", wantURL: cfg.Endpoints[1].URL, wantFormat: FormatIncidentWebhook, wantTimeout: 3 * time.Second},
+		{name: "tags with a format override", d: udf.Destination{Format: FormatIncidentWebhook, Tags: [][2]string{{"team", "db"}}}, wantName: "default", wantURL: secretURL, wantFormat: FormatIncidentWebhook, wantTimeout: DefaultTimeout},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,9 +155,9 @@ func TestOpen(t *testing.T) {
 		{name: "bad host", d: udf.Destination{URL: "https://api squadcast.com/" + secretKey}, wantOption: "url", wantReason: "url cannot be parsed"},
 		{name: "bad format", d: udf.Destination{Format: "xml"}, wantOption: "format", wantValue: "'xml'", wantReason: "unknown format (want 'kapacitor' or 'incident-webhook')"},
 		{name: "bad format with url", d: udf.Destination{URL: secretURL, Format: "xml"}, wantOption: "format", wantValue: "'xml'", wantReason: "unknown format"},
-		{name: "tag with the kapacitor format", d: udf.Destination{IncidentOnly: []string{"tag", "priority"}}, wantOption: "tag", wantReason: "only the incident-webhook format has tags and priorities, and this task sends the kapacitor format (endpoint default): add .format('incident-webhook') or remove .tag()"},
-		{name: "priority with a kapacitor override", d: udf.Destination{Endpoint: "eu", Format: FormatKapacitor, IncidentOnly: []string{"priority"}}, wantOption: "priority", wantReason: "or remove .priority()"},
-		{name: "tag with an inline url", d: udf.Destination{URL: secretURL, IncidentOnly: []string{"tag"}}, wantOption: "tag", wantReason: "this task sends the kapacitor format (endpoint inline:api.squadcast.com)"},
+		{name: "tag with the kapacitor format", d: udf.Destination{Tags: [][2]string{{"team", "db"}}, Priorities: [][2]string{{"CRITICAL", "P2"}}}, wantOption: "tag", wantReason: "only the incident-webhook format has tags and priorities, and this task sends the kapacitor format (endpoint default): add .format('incident-webhook') or remove .tag()"},
+		{name: "priority with a kapacitor override", d: udf.Destination{Endpoint: "eu", Format: FormatKapacitor, Priorities: [][2]string{{"CRITICAL", "P2"}}}, wantOption: "priority", wantReason: "or remove .priority()"},
+		{name: "tag with an inline url", d: udf.Destination{URL: secretURL, Tags: [][2]string{{"team", "db"}}}, wantOption: "tag", wantReason: "this task sends the kapacitor format (endpoint inline:api.squadcast.com)"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,9 @@
 // New opens a Sender on a Config: the named Endpoints and the data dir of
 // its outbox (package outbox: OutboxFile, which also holds the tasks'
 // alert state). The Sender is the udf.Sink of the daemon: it resolves each
-// task's destination to a publisher, writes the events and state changes
+// task's destination to a publisher, validating the task's Incident Webhook
+// options (.tag(), .priority(): DefaultPriorities unless given), which the
+// publisher adds to every body; it writes the events and state changes
 // it is handed (group commit), and schedules every event's attempts (per
 // incident order, backoff, rate limits, dead letters). Render formats an
 // event as a payload; Observer reports deliveries, for metrics. Outbox is

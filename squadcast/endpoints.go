@@ -37,8 +37,25 @@ type target struct {
 	secrets  []string // parts of url never to show
 }
 
-// resolve resolves a task's destination: see Sender.Open.
-func (es endpoints) resolve(d udf.Destination) (*target, error) {
+// resolve resolves a task's destination and its Incident Webhook options:
+// see Sender.Open.
+func (es endpoints) resolve(d udf.Destination) (*target, incidentOptions, error) {
+	inc, err := parseIncidentOptions(d)
+	if err != nil {
+		return nil, incidentOptions{}, err
+	}
+	t, err := es.target(d)
+	if err != nil {
+		return nil, incidentOptions{}, err
+	}
+	if err := checkIncidentOnly(d, t); err != nil {
+		return nil, incidentOptions{}, err
+	}
+	return t, inc, nil
+}
+
+// target resolves a task's endpoint, URL and format to a target.
+func (es endpoints) target(d udf.Destination) (*target, error) {
 	name := d.Endpoint
 	if name == "" {
 		name = DefaultEndpoint
@@ -70,11 +87,6 @@ func (es endpoints) resolve(d udf.Destination) (*target, error) {
 				Reason: fmt.Sprintf("unknown format (want '%s' or '%s')", FormatKapacitor, FormatIncidentWebhook)}
 		}
 		t.format = d.Format
-	}
-	if len(d.IncidentOnly) > 0 && t.format != FormatIncidentWebhook {
-		return nil, &udf.OptionError{Option: d.IncidentOnly[0],
-			Reason: fmt.Sprintf("only the %s format has tags and priorities, and this task sends the %s format (endpoint %s): add .format('%s') or remove .%s()",
-				FormatIncidentWebhook, t.format, t.name, FormatIncidentWebhook, d.IncidentOnly[0])}
 	}
 	return &t, nil
 }

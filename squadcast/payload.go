@@ -7,7 +7,6 @@ import (
 	"math"
 	"sort"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
@@ -46,117 +45,24 @@ const TruncationMarker = "… [truncated]"
 // MaxBody; its value says how many, e.g. "12 of 500 tags left out".
 const TruncatedKey = "truncated"
 
-// Render renders ev in the given format (FormatKapacitor or FormatIncidentWebhook).
+// Render renders ev in the given format (FormatKapacitor or
+// FormatIncidentWebhook), as a task without .tag() or .priority() would
+// send it: an Incident Webhook body has no priority.
 func Render(format string, ev udf.Event) ([]byte, error) {
+	return render(format, ev, &incidentOptions{})
+}
+
+// render renders ev in the given format, an Incident Webhook body with a
+// task's tags and priorities.
+func render(format string, ev udf.Event, inc *incidentOptions) ([]byte, error) {
 	switch format {
 	case FormatKapacitor:
 		return RenderKapacitor(ev)
 	case FormatIncidentWebhook:
-		return RenderIncidentWebhook(ev)
+		return renderIncidentWebhook(ev, inc)
 	default:
 		return nil, fmt.Errorf("unknown format %q (want %q or %q)", format, FormatKapacitor, FormatIncidentWebhook)
 	}
-}
-
-// kapacitorAlert mirrors Kapacitor's alert.Data (alert/types.go) field for
-// field, so that encoding/json produces the same bytes.
-type kapacitorAlert struct {
-	ID            string          `json:"id"`
-	Message       string          `json:"message"`
-	Details       string          `json:"details"`
-	Time          time.Time       `json:"time"`
-	Duration      time.Duration   `json:"duration"`
-	Level         udf.Level       `json:"level"`
-	Data          kapacitorResult `json:"data"`
-	PreviousLevel udf.Level       `json:"previousLevel"`
-	Recoverable   bool            `json:"recoverable"`
-}
-
-// kapacitorResult mirrors models.Result (its Err is always nil here, and
-// omitted).
-type kapacitorResult struct {
-	Series []*kapacitorRow `json:"series"`
-}
-
-// kapacitorRow mirrors models.Row, tags and all.
-type kapacitorRow struct {
-	Name    string            `json:"name,omitempty"`
-	Tags    map[string]string `json:"tags,omitempty"`
-	Columns []string          `json:"columns,omitempty"`
-	Values  [][]interface{}   `json:"values,omitempty"`
-}
-
-// RenderKapacitor renders ev as the alert JSON Kapacitor's .post() handler
-// sends: json.NewEncoder(w).Encode(alert.Data), trailing newline included,
-// with the point as the one row of data.series, its columns "time" then the
-// field names sorted (as edge.pointMessage.ToRow builds them); for a batch
-// event (ev.Columns set), the batch's rows.
-//
-// One difference: a NaN or infinite float field is rendered as null, where
-// Kapacitor fails to encode the alert and sends nothing.
-func RenderKapacitor(ev udf.Event) ([]byte, error) {
-	t := ev.Time.UTC()
-	var columns []string
-	var rows [][]interface{}
-	if ev.Columns != nil {
-		// A batch: its rows, as the alert node's BufferedBatchMessage.ToRow.
-		columns = ev.Columns
-		rows = make([][]interface{}, len(ev.Values))
-		for i, r := range ev.Values {
-			row := make([]interface{}, len(r))
-			for j, v := range r {
-				row[j] = jsonSafeValue(v)
-			}
-			rows[i] = row
-		}
-	} else {
-		columns = make([]string, 1, len(ev.Fields)+1)
-		columns[0] = "time"
-		for f := range ev.Fields {
-			columns = append(columns, f)
-		}
-		sort.Strings(columns[1:])
-		values := make([]interface{}, len(columns))
-		values[0] = t
-		for i, c := range columns[1:] {
-			values[i+1] = jsonSafeValue(ev.Fields[c])
-		}
-		rows = [][]interface{}{values}
-	}
-	a := kapacitorAlert{
-		ID:       ev.ID,
-		Message:  ev.Message,
-		Details:  ev.Details,
-		Time:     t,
-		Duration: ev.Duration,
-		Level:    ev.Level,
-		Data: kapacitorResult{Series: []*kapacitorRow{{
-			Name:    ev.Name,
-			Tags:    ev.Tags,
-			Columns: columns,
-			Values:  rows,
-		}}},
-		PreviousLevel: ev.PreviousLevel,
-		Recoverable:   ev.Recoverable,
-	}
-	body, err := encodeJSON(&a, "kapacitor alert")
-	if err != nil || len(body) <= MaxBody {
-		return body, err
-	}
-	row := a.Data.Series[0]
-	fit := func(budget int) {
-		name, tags, cols, vals := fitRow(ev.Name, ev.Tags, ev.Fields, columns[1:], budget)
-		row.Name, row.Tags = name, tags
-		row.Columns = append([]string{"time"}, cols...)
-		row.Values = [][]interface{}{append([]interface{}{t}, vals...)}
-	}
-	return shrink(&a, "kapacitor alert", shrinkSteps{
-		fitTags: fit,
-		tagsLen: func() int { b, _ := json.Marshal(row); return len(b) },
-		details: &a.Details,
-		message: &a.Message,
-		id:      a.ID,
-	})
 }
 
 // encodeBufs are the buffers encodeJSON encodes into.
@@ -232,38 +138,6 @@ func shrink(v interface{}, what string, s shrinkSteps) ([]byte, error) {
 		what, len(body), MaxBody, len(s.id))
 }
 
-// fitRow bounds a data.series row's tags and fields (whose names are
-// given sorted) to a budget in encoded bytes, tags first: see fitEntries.
-// The measurement name is cut to MaxValueSize. Left-out entries are counted
-// in a TruncatedKey tag.
-func fitRow(name string, tags map[string]string, fields map[string]interface{}, names []string, budget int) (string, map[string]string, []string, []interface{}) {
-	name = cutValue(name)
-	tagKeys := sortedKeys(tags)
-	kept, tagVals, used := fitEntries(tagKeys, func(k string) (interface{}, int) {
-		v := cutValue(tags[k])
-		return v, jsonStringLen(k) + jsonStringLen(v) + 6
-	}, budget)
-	out := make(map[string]string, len(kept)+1)
-	for i, k := range kept {
-		out[k] = tagVals[i].(string)
-	}
-	cols, vals, _ := fitEntries(names, func(k string) (interface{}, int) {
-		v := jsonSafeValue(fields[k])
-		if s, ok := v.(string); ok {
-			v = cutValue(s)
-		}
-		b, _ := json.Marshal(v)
-		return v, jsonStringLen(k) + len(b) + 4
-	}, budget-used)
-	if lt, lf := len(tagKeys)-len(kept), len(names)-len(cols); lt > 0 || lf > 0 {
-		out[TruncatedKey] = fmt.Sprintf("%d of %d tags and %d of %d fields left out", lt, len(tagKeys), lf, len(names))
-	}
-	if len(out) == 0 {
-		out = nil
-	}
-	return name, out, cols, vals
-}
-
 // fitEntries returns the keys (in the order given) and values that fit a
 // budget in encoded bytes, each entry's value and cost given by entry, and
 // the bytes they use. When some are left out, it keeps room for a
@@ -324,105 +198,6 @@ func jsonSafeValue(v interface{}) interface{} {
 		}
 	}
 	return v
-}
-
-// incidentWebhook is Squadcast's Incident Webhook (API v2) body.
-type incidentWebhook struct {
-	Message     string            `json:"message"`
-	Description string            `json:"description"`
-	Tags        map[string]string `json:"tags"`
-	Status      string            `json:"status"`
-	EventID     string            `json:"event_id"`
-	Priority    string            `json:"priority,omitempty"`
-}
-
-// Incident Webhook statuses.
-const (
-	statusTrigger = "trigger"
-	statusResolve = "resolve"
-)
-
-// RenderIncidentWebhook renders ev as a Squadcast Incident Webhook (API v2)
-// body: {"message","description","tags","status","event_id","priority"}. The
-// status is "resolve" for level OK and "trigger" otherwise; event_id is the
-// alert ID; tags are the point's tags, then the task's .tag()s (which win
-// over a point tag of the same key), then "level" (which wins over both);
-// priority is ev.Priority on a trigger, and left out when empty or on a
-// resolve. An empty message becomes "<id> is <level>" and an empty
-// description the message, since Squadcast needs both to trigger.
-//
-// A body over MaxBody is shrunk (see MaxBody): the tags, then the
-// description, then the message, then the tags further; the "level" tag is
-// always kept, and the event_id is never cut.
-func RenderIncidentWebhook(ev udf.Event) ([]byte, error) {
-	p := incidentWebhook{
-		Message:     ev.Message,
-		Description: ev.Details,
-		Tags:        make(map[string]string, len(ev.Tags)+len(ev.ExtraTags)+1),
-		Status:      statusTrigger,
-		EventID:     ev.ID,
-	}
-	if ev.Level == udf.OK {
-		p.Status = statusResolve
-	} else {
-		p.Priority = ev.Priority
-	}
-	if p.Message == "" {
-		p.Message = ev.ID + " is " + ev.Level.String()
-	}
-	if p.Description == "" {
-		p.Description = p.Message
-	}
-	for k, v := range ev.Tags {
-		p.Tags[k] = v
-	}
-	for k, v := range ev.ExtraTags {
-		p.Tags[k] = v
-	}
-	level := ev.Level.String()
-	p.Tags["level"] = level
-
-	body, err := encodeJSON(&p, "incident webhook")
-	if err != nil || len(body) <= MaxBody {
-		return body, err
-	}
-	// Shrinking keeps the task's .tag()s first, then the point's tags, each
-	// in key order.
-	all := p.Tags
-	var extra, others []string
-	for k := range all {
-		switch _, isExtra := ev.ExtraTags[k]; {
-		case k == "level":
-		case isExtra:
-			extra = append(extra, k)
-		default:
-			others = append(others, k)
-		}
-	}
-	sort.Strings(extra)
-	sort.Strings(others)
-	others = append(extra, others...)
-	return shrink(&p, "incident webhook", shrinkSteps{
-		fitTags: func(budget int) {
-			budget -= jsonStringLen("level") + jsonStringLen(level) + 6
-			kept, vals, _ := fitEntries(others, func(k string) (interface{}, int) {
-				v := cutValue(all[k])
-				return v, jsonStringLen(k) + jsonStringLen(v) + 6
-			}, budget)
-			p.Tags = make(map[string]string, len(kept)+2)
-			for i, k := range kept {
-				p.Tags[k] = vals[i].(string)
-			}
-			if n := len(others) - len(kept); n > 0 {
-				p.Tags[TruncatedKey] = fmt.Sprintf("%d of %d tags left out", n, len(others))
-			}
-			p.Tags["level"] = level
-		},
-		tagsLen: func() int { b, _ := json.Marshal(p.Tags); return len(b) },
-		details: &p.Description,
-		message: &p.Message,
-		id:      p.EventID,
-	})
 }
 
 // asciiJSONLen[b] is the length encoding/json (HTML escaping on) gives the

@@ -13,10 +13,12 @@ import (
 type publisher struct {
 	s   *Sender
 	t   *target
-	src outbox.Source // its share of the group commit
+	inc incidentOptions // the task's tags and priorities
+	src outbox.Source   // its share of the group commit
 }
 
-// Publish renders ev and queues it for the outbox and delivery; it never
+// Publish renders ev (with the task's tags and priorities, in the Incident
+// Webhook format) and queues it for the outbox and delivery; it never
 // waits on the disk or the network. See Flush.
 func (p *publisher) Publish(ev udf.Event) error {
 	s := p.s
@@ -25,7 +27,7 @@ func (p *publisher) Publish(ev udf.Event) error {
 		s.dropped.Add(1)
 		return fmt.Errorf("drop event for incident %q (endpoint %s): %w", udf.LoggedID(ev.ID), p.t.name, err)
 	}
-	body, err := Render(p.t.format, ev)
+	body, err := render(p.t.format, ev, &p.inc)
 	if err != nil {
 		return drop(err)
 	}

@@ -275,7 +275,8 @@ func TestRequest(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, p.Publish(ev))
 		r := <-ch
-		want, err := Render(p.(*publisher).t.format, ev)
+		pub := p.(*publisher)
+		want, err := render(pub.t.format, ev, &pub.inc) // with the task's default priorities
 		require.NoError(t, err)
 		require.Equal(t, http.MethodPost, r.method)
 		require.Equal(t, "application/json", r.ctype)
@@ -321,7 +322,8 @@ func TestRedirects(t *testing.T) {
 	defer mu.Unlock()
 	finals := 0
 	for _, b := range bodies {
-		if b == "POST /final/"+secretKey+" "+`{"message":"m","description":"d","tags":{"level":"CRITICAL"},"status":"trigger","event_id":"/307/"}`+"\n" {
+		// The task gives no .priority(): CRITICAL has the default, P1.
+		if b == "POST /final/"+secretKey+" "+`{"message":"m","description":"d","tags":{"level":"CRITICAL"},"status":"trigger","event_id":"/307/","priority":"P1"}`+"\n" {
 			finals++
 		}
 		require.NotContains(t, b, "GET", "a redirect never turns the POST into a GET")

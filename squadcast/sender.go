@@ -163,14 +163,16 @@ func (s *Sender) goRun(f func()) {
 // Open resolves a task's destination: the named endpoint (DefaultEndpoint
 // when empty), or an inline URL, which overrides the endpoint and takes its
 // format, timeout and rate limit from it when it is configured; then the
-// format, if given, overrides the endpoint's. Errors are *udf.OptionError
-// and never contain a URL.
+// format, if given, overrides the endpoint's. It validates the task's
+// .tag() and .priority() calls (d.Tags, d.Priorities), which only the
+// Incident Webhook format takes: its publisher adds them to every body.
+// Errors are *udf.OptionError and never contain a URL.
 func (s *Sender) Open(d udf.Destination) (udf.Publisher, error) {
-	t, err := s.endpoints.resolve(d)
+	t, inc, err := s.endpoints.resolve(d)
 	if err != nil {
 		return nil, err
 	}
-	return &publisher{s: s, t: t, src: outbox.Source{Name: t.name}}, nil
+	return &publisher{s: s, t: t, inc: inc, src: outbox.Source{Name: t.name}}, nil
 }
 
 // Stats are a Sender's counters since New, and its current backlog.

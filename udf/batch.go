@@ -67,55 +67,13 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 		return nil, nil, nil
 	}
 	group := end.GetGroup()
-	st := h.groups[group]
-	current := OK
-	if st != nil {
-		current = st.level
-	}
-	lowest, highest := Critical, OK
-	var highestPoint *agent.Point
-	for _, p := range b.points {
-		l, ok := h.level(p, current)
-		if !ok {
-			continue
-		}
-		lowest = min(lowest, l)
-		if l > highest || highestPoint == nil {
-			highest, highestPoint = l, p
-		}
-	}
+	st, current := h.groupLevel(group)
+	level, t, highestPoint := h.batchLevel(b.points, current, end.GetTmax())
 	if highestPoint == nil {
 		return nil, nil, nil // no point had a valid level
 	}
-	level := highest
-	if h.opts.All {
-		level = lowest
-	}
-	t := highestPoint.GetTime()
-	if h.opts.All || level == OK {
-		t = end.GetTmax()
-	}
-
-	if st == nil {
-		if level == OK {
-			return nil, nil, nil
-		}
-		st = h.newGroup(group)
-	}
-	lastTriggered := st.lastTriggered
-	send := h.rules.update(st, h.flapOf(group), level, t)
-	if level != current || st.lastTriggered != lastTriggered {
-		h.dirty[group] = struct{}{}
-	}
 	var ev Event
-	if send {
-		h.unflushed = true
-		ev = h.event(end.GetName(), group, st, end.GetTags(), pointFields(highestPoint), t, level, st.duration())
-	}
-	if level == OK && !h.rules.flapping {
-		h.dropGroup(group, st)
-	}
-	if !send {
+	if !h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev) {
 		return nil, nil, nil
 	}
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
@@ -132,6 +90,38 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 		ByName: b.begin.GetByName(),
 	}
 	return begin, out, nil
+}
+
+// batchLevel returns a batch's level: the highest level of its points
+// (the lowest with .all()), each point evaluated against the group's
+// level before the batch, current; the event's time: the time of the
+// first point at the highest level, or the batch's time, tmax, for an OK
+// level or with .all(); and that first point at the highest level, whose
+// fields the event carries (nil when no point had a valid level).
+func (h *Handler) batchLevel(points []*agent.Point, current Level, tmax int64) (level Level, t int64, highestPoint *agent.Point) {
+	lowest, highest := Critical, OK
+	for _, p := range points {
+		l, ok := h.level(p, current)
+		if !ok {
+			continue
+		}
+		lowest = min(lowest, l)
+		if l > highest || highestPoint == nil {
+			highest, highestPoint = l, p
+		}
+	}
+	if highestPoint == nil {
+		return OK, 0, nil
+	}
+	level = highest
+	if h.opts.All {
+		level = lowest
+	}
+	t = highestPoint.GetTime()
+	if h.opts.All || level == OK {
+		t = tmax
+	}
+	return level, t, highestPoint
 }
 
 // batchRows builds the rows of a batch's alert data as Kapacitor's

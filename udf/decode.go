@@ -165,87 +165,107 @@ func (d *pointDecoder) point(b []byte, p *agent.Point) bool {
 func (d *pointDecoder) bytesField(num protowire.Number, v []byte, p *agent.Point) bool {
 	switch num {
 	case pointName, pointDatabase, pointRetentionPolicy, pointGroup, pointDimensions:
-		if !utf8.Valid(v) {
-			return false
-		}
-		s := d.intern(v)
-		switch num {
-		case pointName:
-			p.Name = s
-		case pointDatabase:
-			p.Database = s
-		case pointRetentionPolicy:
-			p.RetentionPolicy = s
-		case pointGroup:
-			p.Group = s
-		default:
-			d.dims = append(d.dims, s)
-		}
-		return true
+		return d.stringField(num, v, p)
 	case pointTags, pointFieldsString:
-		k, val, ok := d.entry(v, protowire.BytesType)
-		if !ok {
-			return false
-		}
-		var sv []byte // valid UTF-8: entry checked it
-		if val != nil {
-			sv, _ = protowire.ConsumeBytes(val)
-		}
-		if num == pointTags {
-			if d.tags == nil {
-				d.tags = make(map[string]string, 8)
-			}
-			d.tags[k] = d.intern(sv)
-		} else {
-			if d.fs == nil {
-				d.fs = make(map[string]string, 4)
-			}
-			d.fs[k] = d.intern(sv)
-		}
-		return true
+		return d.stringEntry(num, v)
 	case pointFieldsDouble:
-		k, val, ok := d.entry(v, protowire.Fixed64Type)
-		if !ok {
-			return false
-		}
-		var f uint64
-		if val != nil {
-			var n int
-			if f, n = protowire.ConsumeFixed64(val); n < 0 {
-				return false
-			}
-		}
-		if d.fd == nil {
-			d.fd = make(map[string]float64, 8)
-		}
-		d.fd[k] = math.Float64frombits(f)
-		return true
+		return d.doubleEntry(v)
 	case pointFieldsInt, pointFieldsBool:
-		k, val, ok := d.entry(v, protowire.VarintType)
-		if !ok {
-			return false
-		}
-		var x uint64
-		if val != nil {
-			var n int
-			if x, n = protowire.ConsumeVarint(val); n < 0 {
-				return false
-			}
-		}
-		if num == pointFieldsInt {
-			if d.fi == nil {
-				d.fi = make(map[string]int64, 4)
-			}
-			d.fi[k] = int64(x)
-		} else {
-			if d.fb == nil {
-				d.fb = make(map[string]bool, 4)
-			}
-			d.fb[k] = x != 0
-		}
-		return true
+		return d.varintEntry(num, v)
 	}
 	return false
+}
+
+// stringField decodes a string field of Point, or one of its dimensions.
+func (d *pointDecoder) stringField(num protowire.Number, v []byte, p *agent.Point) bool {
+	if !utf8.Valid(v) {
+		return false
+	}
+	s := d.intern(v)
+	switch num {
+	case pointName:
+		p.Name = s
+	case pointDatabase:
+		p.Database = s
+	case pointRetentionPolicy:
+		p.RetentionPolicy = s
+	case pointGroup:
+		p.Group = s
+	default:
+		d.dims = append(d.dims, s)
+	}
+	return true
+}
+
+// stringEntry decodes an entry of Point.tags or Point.fieldsString.
+func (d *pointDecoder) stringEntry(num protowire.Number, v []byte) bool {
+	k, val, ok := d.entry(v, protowire.BytesType)
+	if !ok {
+		return false
+	}
+	var sv []byte // valid UTF-8: entry checked it
+	if val != nil {
+		sv, _ = protowire.ConsumeBytes(val)
+	}
+	if num == pointTags {
+		if d.tags == nil {
+			d.tags = make(map[string]string, 8)
+		}
+		d.tags[k] = d.intern(sv)
+	} else {
+		if d.fs == nil {
+			d.fs = make(map[string]string, 4)
+		}
+		d.fs[k] = d.intern(sv)
+	}
+	return true
+}
+
+// doubleEntry decodes an entry of Point.fieldsDouble.
+func (d *pointDecoder) doubleEntry(v []byte) bool {
+	k, val, ok := d.entry(v, protowire.Fixed64Type)
+	if !ok {
+		return false
+	}
+	var f uint64
+	if val != nil {
+		var n int
+		if f, n = protowire.ConsumeFixed64(val); n < 0 {
+			return false
+		}
+	}
+	if d.fd == nil {
+		d.fd = make(map[string]float64, 8)
+	}
+	d.fd[k] = math.Float64frombits(f)
+	return true
+}
+
+// varintEntry decodes an entry of Point.fieldsInt or Point.fieldsBool.
+func (d *pointDecoder) varintEntry(num protowire.Number, v []byte) bool {
+	k, val, ok := d.entry(v, protowire.VarintType)
+	if !ok {
+		return false
+	}
+	var x uint64
+	if val != nil {
+		var n int
+		if x, n = protowire.ConsumeVarint(val); n < 0 {
+			return false
+		}
+	}
+	if num == pointFieldsInt {
+		if d.fi == nil {
+			d.fi = make(map[string]int64, 4)
+		}
+		d.fi[k] = int64(x)
+	} else {
+		if d.fb == nil {
+			d.fb = make(map[string]bool, 4)
+		}
+		d.fb[k] = x != 0
+	}
+	return true
 }
 
 // entry decodes a map entry message: its string key (interned; "" when

@@ -5,7 +5,10 @@
 // connection, that is per @squadcast() (or @squadcast_batch()) node of a
 // running task. ParseOptions and ParseBatchOptions turn a node's options
 // into TaskOptions: level expressions (Expr, Kapacitor's own lambda
-// language), templates and the alert node's settings. The Handler keeps
+// language), templates and the alert node's settings; the options that
+// shape the Sink's payload (.tag(), .priority()) are declared here, for
+// Kapacitor, but handed to the Sink as written, in the Destination, for it
+// to validate. The Handler keeps
 // each group's alert state, and hands every alert Event (a change of Level,
 // or a re-notification) to the Publisher that a Sink resolved for the
 // task's destination; Point only evaluates and enqueues, so Kapacitor's

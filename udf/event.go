@@ -2,69 +2,13 @@ package udf
 
 import (
 	"fmt"
-	"strings"
+	"sort"
 	"time"
 	"unicode/utf8"
+
+	"github.com/influxdata/kapacitor/udf/agent"
+	"go.uber.org/zap"
 )
-
-// Level is an alert level, ordered like Kapacitor's: OK < INFO < WARNING < CRITICAL.
-type Level int8
-
-// The alert levels, in Kapacitor's order.
-const (
-	OK Level = iota
-	Info
-	Warning
-	Critical
-)
-
-var levelNames = [...]string{"OK", "INFO", "WARNING", "CRITICAL"}
-
-// String returns the level's name as Kapacitor spells it ("OK", "INFO", "WARNING", "CRITICAL").
-func (l Level) String() string {
-	if l >= OK && l <= Critical {
-		return levelNames[l]
-	}
-	return "unknown"
-}
-
-// MarshalText encodes the level as its name, as Kapacitor's alert JSON does.
-func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-// UnmarshalText decodes a level name, case-insensitively.
-func (l *Level) UnmarshalText(text []byte) error {
-	v, err := ParseLevel(string(text))
-	if err != nil {
-		return err
-	}
-	*l = v
-	return nil
-}
-
-// ParseLevel parses a level name ("ok", "Info", "WARNING", ...), case-insensitively.
-func ParseLevel(s string) (Level, error) {
-	for i, n := range levelNames {
-		if strings.EqualFold(s, n) {
-			return Level(i), nil
-		}
-	}
-	return OK, fmt.Errorf("unknown alert level %q (want OK, INFO, WARNING or CRITICAL)", s)
-}
-
-// Destination says where a task's events go, as given by its options.
-// Exactly one of Endpoint and URL is set; Format may be empty for the default.
-type Destination struct {
-	// Endpoint is the name of a configured endpoint (option .endpoint), "default" unless set.
-	Endpoint string
-	// URL is an inline webhook URL (option .url). It is a secret: never log or print it.
-	URL string
-	// Format is the payload format (option .format): "kapacitor" or "incident-webhook".
-	Format string
-	// IncidentOnly names the options the task gave that only the
-	// incident-webhook format has a field for ("tag", "priority"): a Sink
-	// must refuse them for another format.
-	IncidentOnly []string
-}
 
 // Event is one alert event: a level change (or, later, a re-notification)
 // for one alert id, with everything a payload needs. Its fields mean what the
@@ -101,31 +45,6 @@ type Event struct {
 	// (whose data is its point: Tags and Fields).
 	Columns []string
 	Values  [][]interface{}
-
-	// ExtraTags are the task's .tag()s, added to an Incident Webhook's tags
-	// after Tags (they win over a point tag of the same key); never modified.
-	ExtraTags map[string]string
-	// Priority is the Incident Webhook priority ("P1".."P5") of a non-OK
-	// event, "" for none.
-	Priority string
-}
-
-// OptionError reports a bad TICKscript option of @squadcast().
-type OptionError struct {
-	// Option is the TICKscript method name without the dot, e.g. "crit".
-	Option string
-	// Value is the offending value as it may be shown (never a secret), or "".
-	Value string
-	// Reason says what is wrong.
-	Reason string
-}
-
-// Error returns a message like `option .crit('"x" <'): parse error: ...`.
-func (e *OptionError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("option .%s: %s", e.Option, e.Reason)
-	}
-	return fmt.Sprintf("option .%s(%s): %s", e.Option, e.Value, e.Reason)
 }
 
 // maxLoggedID is the longest alert id a log line or an error shows in full.
@@ -143,4 +62,150 @@ func LoggedID(id string) string {
 		cut--
 	}
 	return fmt.Sprintf("%s… (%d bytes)", id[:cut], len(id))
+}
+
+// event builds an alert event, as the alert node's event() does: for a
+// stream, from the point; for a batch, from its name, group and tags and
+// the fields of its highest point. The event is sent: its ID becomes the
+// group's (key, state st, in h.groups), and its level the ID's previousLevel.
+//
+// A template that fails for this event (it passed Init's trial render, but
+// this data breaks it, e.g. `{{ slice .ID 0 8 }}` on a shorter id) does not
+// lose the event, as it would in the alert node: the id falls back to the
+// id of the group's previous event (so that its incident still resolves),
+// or else to the default id; the message and details fall back to their
+// defaults. Each fallback is logged as a warning.
+func (h *Handler) event(name, key string, st *groupState, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration) Event {
+	group := key
+	if group == "" {
+		group = "nil"
+	}
+	t := time.Unix(0, tns).UTC()
+	info := DetailsInfo{MessageInfo: MessageInfo{
+		IDInfo: IDInfo{
+			Name:       name,
+			TaskName:   h.taskID,
+			Group:      group,
+			Tags:       tags,
+			ServerInfo: ServerInfo{Hostname: h.cfg.Hostname},
+		},
+		Fields:   fields,
+		Level:    level.String(),
+		Time:     t,
+		Duration: d,
+	}}
+	var err error
+	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
+		lastID := st.alertID()
+		info.ID = lastID
+		if lastID == "" {
+			info.ID, _ = render(defaultTemplates[optID], &h.buf, &info.IDInfo)
+		}
+		h.templateFailed(optID, group, err, "the group's previous id, else the default")
+	}
+	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
+		info.Message, _ = render(defaultTemplates[optMessage], &h.buf, &info.MessageInfo)
+		h.templateFailed(optMessage, group, err, "the default")
+	}
+	details, err := render(h.opts.Details, &h.buf, &info)
+	if err != nil {
+		var derr error
+		if details, derr = render(defaultTemplates[optDetails], &h.buf, &info); derr != nil {
+			details = info.Message
+		}
+		h.templateFailed(optDetails, group, err, "the default")
+	}
+	prev := h.prevOf(info.ID)
+	h.sent(key, st, info.ID, level)
+	return Event{
+		TaskID:        h.taskID,
+		NodeID:        h.nodeID,
+		ID:            info.ID,
+		Message:       info.Message,
+		Details:       details,
+		Time:          t,
+		Duration:      d,
+		Level:         level,
+		PreviousLevel: prev,
+		Recoverable:   !h.opts.NoRecoveries,
+		Name:          name,
+		Group:         group,
+		Tags:          tags,
+		Fields:        fields,
+	}
+}
+
+// templateFailed logs a template that failed for an event.
+func (h *Handler) templateFailed(option, group string, err error, fallback string) {
+	h.log.Warn("template failed for this event; the event uses a fallback",
+		zap.String("option", option), zap.String("group", group), zap.String("fallback", fallback), zap.Error(err))
+}
+
+// pointFields merges a point's typed field maps into one.
+func pointFields(p *agent.Point) map[string]interface{} {
+	f := make(map[string]interface{}, len(p.FieldsDouble)+len(p.FieldsInt)+len(p.FieldsString)+len(p.FieldsBool))
+	for k, v := range p.FieldsDouble {
+		f[k] = v
+	}
+	for k, v := range p.FieldsInt {
+		f[k] = v
+	}
+	for k, v := range p.FieldsString {
+		f[k] = v
+	}
+	for k, v := range p.FieldsBool {
+		f[k] = v
+	}
+	return f
+}
+
+// SortedFieldNames returns the names of an event's fields in sorted order,
+// the column order of Kapacitor's alert data.
+func SortedFieldNames(fields map[string]interface{}) []string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// alertPoint is the point emitted downstream for an event: the original
+// point with the fields level, message and id (strings) and duration (int,
+// ns) set, like the alert node's levelField/messageField/idField/durationField.
+// A point field of one of these names is replaced.
+func alertPoint(p *agent.Point, ev *Event) *agent.Point {
+	out := &agent.Point{
+		Time:            p.Time,
+		Name:            p.Name,
+		Database:        p.Database,
+		RetentionPolicy: p.RetentionPolicy,
+		Group:           p.Group,
+		Dimensions:      p.Dimensions,
+		ByName:          p.ByName,
+		Tags:            p.Tags,
+		FieldsDouble:    withoutAlertFields(p.FieldsDouble, 0),
+		FieldsInt:       withoutAlertFields(p.FieldsInt, 1),
+		FieldsString:    withoutAlertFields(p.FieldsString, 3),
+		FieldsBool:      withoutAlertFields(p.FieldsBool, 0),
+	}
+	out.FieldsString["level"] = ev.Level.String()
+	out.FieldsString["message"] = ev.Message
+	out.FieldsString["id"] = ev.ID
+	out.FieldsInt["duration"] = int64(ev.Duration)
+	return out
+}
+
+// withoutAlertFields copies a field map without the fields alertPoint sets,
+// with room for extra more.
+func withoutAlertFields[V any](m map[string]V, extra int) map[string]V {
+	out := make(map[string]V, len(m)+extra)
+	for k, v := range m {
+		switch k {
+		case "level", "message", "id", "duration":
+		default:
+			out[k] = v
+		}
+	}
+	return out
 }

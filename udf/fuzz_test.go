@@ -10,34 +10,6 @@ import (
 	"github.com/influxdata/kapacitor/udf/agent"
 )
 
-// FuzzIncidentOptions: any .tag() and .priority() arguments either parse,
-// giving a priority P1..P5 to every non-OK level, or are rejected with an
-// *OptionError naming the option.
-func FuzzIncidentOptions(f *testing.F) {
-	f.Add("team", "db", "CRITICAL", "P2")
-	f.Add("level", "x", "ok", "P1")
-	f.Add("", "", "warning", "p9")
-	f.Add("k\xff", "v", "Info", "P10")
-	f.Fuzz(func(t *testing.T, key, value, level, priority string) {
-		o, err := ParseBatchOptions([]*agent.Option{str("crit", `"v" < 1`), str2("tag", key, value), str2("priority", level, priority)})
-		if err != nil {
-			oe, ok := err.(*OptionError)
-			if !ok || (oe.Option != "tag" && oe.Option != "priority") {
-				t.Fatalf("want an *OptionError naming .tag or .priority, got %T %v", err, err)
-			}
-			return
-		}
-		if o.Tags[key] != value {
-			t.Fatalf("tag %q = %q, want %q", key, o.Tags[key], value)
-		}
-		for l := Info; l <= Critical; l++ {
-			if p := o.Priorities[l]; len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
-				t.Fatalf("priority of %s is %q", l, p)
-			}
-		}
-	})
-}
-
 // FuzzParseOptions: no option value makes Init panic, and every rejection
 // is an *OptionError naming an option.
 func FuzzParseOptions(f *testing.F) {

@@ -2,10 +2,8 @@ package udf
 
 import (
 	"fmt"
-	"strings"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 )
@@ -36,12 +34,9 @@ const (
 	optAll          = "all"
 )
 
-// repeatable lists the options that may be given more than once.
+// repeatable lists the options that may be given more than once: those
+// handed to the Sink in Destination.Tags and Destination.Priorities.
 var repeatable = map[string]bool{optTag: true, optPriority: true}
-
-// DefaultPriorities are the Incident Webhook priorities of the levels a
-// task gives no .priority() for.
-var DefaultPriorities = [Critical + 1]string{Info: "P5", Warning: "P3", Critical: "P1"}
 
 // DefaultEndpoint is the endpoint events go to when a task names none.
 const DefaultEndpoint = "default"
@@ -132,15 +127,8 @@ type TaskOptions struct {
 	FlapLow, FlapHigh float64
 	History           int
 
-	// Tags are the extra Incident Webhook tags of .tag(key, value), nil
-	// without any. They are added after the point's tags: a .tag() wins over
-	// a point tag of the same key.
-	Tags map[string]string
-	// Priorities holds the Incident Webhook priority ("P1".."P5") of each
-	// non-OK level: DefaultPriorities, changed by .priority(level, p).
-	Priorities [Critical + 1]string
-
-	// Destination says where events go.
+	// Destination says where events go, with the options of their
+	// payload that the Sink validates (.tag and .priority).
 	Destination Destination
 }
 
@@ -157,87 +145,141 @@ func ParseBatchOptions(opts []*agent.Option) (*TaskOptions, error) {
 	return parseOptions(opts, batchOptionInfo)
 }
 
-func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo) (*TaskOptions, error) {
-	vals := make(map[string][]*agent.OptionValue, len(opts))
-	var repeated []*agent.Option // the calls of repeatable options, in order
+// parseOptions validates a node's options against info, in steps, each
+// step's errors before the next's.
+func parseOptions(opts []*agent.Option, info map[string]*agent.OptionInfo) (*TaskOptions, error) {
+	v, err := readOptions(opts, info)
+	if err != nil {
+		return nil, err
+	}
+	to := &TaskOptions{History: DefaultHistory}
+	for _, parse := range []func(*optionValues) error{
+		to.parseLevels, to.parseLevelSource, to.parseTemplates, to.parseSettings, to.parseDestination,
+	} {
+		if err := parse(v); err != nil {
+			return nil, err
+		}
+	}
+	return to, nil
+}
+
+// optionValues are a node's options, checked against their OptionInfo.
+type optionValues struct {
+	// vals holds each option's values, by name (the last call's, for a
+	// repeatable option).
+	vals map[string][]*agent.OptionValue
+	// tags and priorities are the arguments of each call of .tag() and
+	// .priority(), in order.
+	tags, priorities [][2]string
+}
+
+// readOptions checks that each option is known, given once unless it is
+// repeatable, and has the arguments its OptionInfo says (Kapacitor checks
+// them too, when a task is defined).
+func readOptions(opts []*agent.Option, info map[string]*agent.OptionInfo) (*optionValues, error) {
+	v := &optionValues{vals: make(map[string][]*agent.OptionValue, len(opts))}
 	for _, o := range opts {
 		name := o.GetName()
-		info, ok := optionInfo[name]
+		oi, ok := info[name]
 		if !ok {
 			if name == optAll {
 				return nil, &OptionError{Option: name, Reason: "is for batch tasks: use @squadcast_batch()"}
 			}
 			return nil, &OptionError{Option: name, Reason: "unknown option"}
 		}
-		if _, dup := vals[name]; dup && !repeatable[name] {
+		if _, dup := v.vals[name]; dup && !repeatable[name] {
 			return nil, &OptionError{Option: name, Value: formatValues(name, o.GetValues()), Reason: "given more than once; give it once"}
 		}
-		v := o.GetValues()
-		if len(v) != len(info.ValueTypes) {
-			return nil, &OptionError{Option: name, Reason: fmt.Sprintf("takes %d argument(s), got %d", len(info.ValueTypes), len(v))}
+		args := o.GetValues()
+		if len(args) != len(oi.ValueTypes) {
+			return nil, &OptionError{Option: name, Reason: fmt.Sprintf("takes %d argument(s), got %d", len(oi.ValueTypes), len(args))}
 		}
-		for i, want := range info.ValueTypes {
-			if got := v[i].GetType(); got != want {
+		for i, want := range oi.ValueTypes {
+			if got := args[i].GetType(); got != want {
 				return nil, &OptionError{Option: name, Reason: fmt.Sprintf("argument %d must be %s, got %s", i+1, typeName(want), typeName(got))}
 			}
 		}
-		vals[name] = v
-		if repeatable[name] {
-			repeated = append(repeated, o)
+		v.vals[name] = args
+		switch name {
+		case optTag:
+			v.tags = append(v.tags, [2]string{args[0].GetStringValue(), args[1].GetStringValue()})
+		case optPriority:
+			v.priorities = append(v.priorities, [2]string{args[0].GetStringValue(), args[1].GetStringValue()})
 		}
 	}
-	str := func(name string) (string, bool) {
-		v, ok := vals[name]
-		if !ok {
-			return "", false
-		}
-		return v[0].GetStringValue(), true
-	}
-	has := func(name string) bool { _, ok := vals[name]; return ok }
+	return v, nil
+}
 
-	to := &TaskOptions{History: DefaultHistory, Priorities: DefaultPriorities}
-	nlevels := 0
+// str returns the string value of an option, and whether it was given.
+func (v *optionValues) str(name string) (string, bool) {
+	vals, ok := v.vals[name]
+	if !ok {
+		return "", false
+	}
+	return vals[0].GetStringValue(), true
+}
+
+// has reports whether an option was given.
+func (v *optionValues) has(name string) bool { _, ok := v.vals[name]; return ok }
+
+// parseLevels compiles the level expressions and their resets.
+func (to *TaskOptions) parseLevels(v *optionValues) error {
 	for _, lo := range levelOptions {
 		for _, o := range []struct {
 			name string
 			dst  **Expr
 		}{{lo.name, &to.Levels[lo.level]}, {lo.reset, &to.Resets[lo.level]}} {
-			src, ok := str(o.name)
+			src, ok := v.str(o.name)
 			if !ok {
 				continue
 			}
 			e, err := CompileExpr(src)
 			if err != nil {
-				return nil, &OptionError{Option: o.name, Value: quote(src), Reason: err.Error()}
+				return &OptionError{Option: o.name, Value: QuoteValue(src), Reason: err.Error()}
 			}
 			*o.dst = e
 		}
-		if to.Levels[lo.level] != nil {
-			nlevels++
-		} else if to.Resets[lo.level] != nil {
-			return nil, &OptionError{Option: lo.reset, Reason: fmt.Sprintf("needs .%s(): a level must be set before it can be reset", lo.name)}
+		if to.Levels[lo.level] == nil && to.Resets[lo.level] != nil {
+			return &OptionError{Option: lo.reset, Reason: fmt.Sprintf("needs .%s(): a level must be set before it can be reset", lo.name)}
 		}
 	}
+	return nil
+}
 
-	to.LevelField, _ = str(optLevelField)
-	to.LevelTag, _ = str(optLevelTag)
+// parseLevelSource checks that the levels come from expressions, or from
+// the points' level field or tag.
+func (to *TaskOptions) parseLevelSource(v *optionValues) error {
+	nlevels := 0
+	for _, e := range to.Levels {
+		if e != nil {
+			nlevels++
+		}
+	}
+	to.LevelField, _ = v.str(optLevelField)
+	to.LevelTag, _ = v.str(optLevelTag)
+	hasField, hasTag := v.has(optLevelField), v.has(optLevelTag)
 	switch {
-	case has(optLevelField) && has(optLevelTag):
-		return nil, &OptionError{Option: optLevelTag, Reason: "give .levelField() or .levelTag(), not both"}
-	case (has(optLevelField) || has(optLevelTag)) && nlevels > 0:
+	case hasField && hasTag:
+		return &OptionError{Option: optLevelTag, Reason: "give .levelField() or .levelTag(), not both"}
+	case (hasField || hasTag) && nlevels > 0:
 		name := optLevelField
-		if has(optLevelTag) {
+		if hasTag {
 			name = optLevelTag
 		}
-		return nil, &OptionError{Option: name, Reason: "takes the level from the point: it cannot be combined with .crit(), .warn() or .info()"}
-	case has(optLevelField) && to.LevelField == "":
-		return nil, &OptionError{Option: optLevelField, Value: "''", Reason: "empty field name"}
-	case has(optLevelTag) && to.LevelTag == "":
-		return nil, &OptionError{Option: optLevelTag, Value: "''", Reason: "empty tag name"}
-	case nlevels == 0 && !has(optLevelField) && !has(optLevelTag):
-		return nil, &OptionError{Option: optCrit, Reason: "no level: give at least one of .crit(), .warn() or .info(), e.g. .crit('\"usage_idle\" < 10'), or take it from the point with .levelField() or .levelTag()"}
+		return &OptionError{Option: name, Reason: "takes the level from the point: it cannot be combined with .crit(), .warn() or .info()"}
+	case hasField && to.LevelField == "":
+		return &OptionError{Option: optLevelField, Value: "''", Reason: "empty field name"}
+	case hasTag && to.LevelTag == "":
+		return &OptionError{Option: optLevelTag, Value: "''", Reason: "empty tag name"}
+	case nlevels == 0 && !hasField && !hasTag:
+		return &OptionError{Option: optCrit, Reason: "no level: give at least one of .crit(), .warn() or .info(), e.g. .crit('\"usage_idle\" < 10'), or take it from the point with .levelField() or .levelTag()"}
 	}
+	return nil
+}
 
+// parseTemplates parses the id, message and details templates, or their
+// defaults, and renders each once on sample data.
+func (to *TaskOptions) parseTemplates(v *optionValues) error {
 	sample := sampleDetails()
 	for _, t := range []struct {
 		name, def string
@@ -247,174 +289,76 @@ func parseOptions(opts []*agent.Option, optionInfo map[string]*agent.OptionInfo)
 		{optMessage, DefaultMessageTemplate, &to.Message},
 		{optDetails, DefaultDetailsTemplate, &to.Details},
 	} {
-		text, ok := str(t.name)
+		text, ok := v.str(t.name)
 		if !ok {
 			text = t.def
 		}
 		tmpl, err := parseTemplate(t.name, text, sample)
 		if err != nil {
-			return nil, &OptionError{Option: t.name, Value: quote(text), Reason: err.Error()}
+			return &OptionError{Option: t.name, Value: QuoteValue(text), Reason: err.Error()}
 		}
 		*t.dst = tmpl
-	}
-
-	to.AllEvents = has(optAllEvents)
-	to.All = has(optAll)
-	to.NoRecoveries = has(optNoRecoveries)
-	if v, ok := vals[optRenotify]; ok {
-		to.Renotify = time.Duration(v[0].GetDurationValue())
-		if to.Renotify <= 0 {
-			return nil, &OptionError{Option: optRenotify, Value: to.Renotify.String(), Reason: "must be a positive duration"}
-		}
-		if to.AllEvents {
-			return nil, &OptionError{Option: optRenotify, Reason: "has no effect with .allEvents(), which sends every non-OK point: give one of them"}
-		}
-	}
-	if v, ok := vals[optFlapping]; ok {
-		to.Flapping = true
-		to.FlapLow, to.FlapHigh = v[0].GetDoubleValue(), v[1].GetDoubleValue()
-		value := fmt.Sprintf("%g, %g", to.FlapLow, to.FlapHigh)
-		if !inUnit(to.FlapLow) || !inUnit(to.FlapHigh) {
-			return nil, &OptionError{Option: optFlapping, Value: value, Reason: "thresholds are fractions of changes: both must be between 0 and 1"}
-		}
-		if to.FlapLow > to.FlapHigh {
-			return nil, &OptionError{Option: optFlapping, Value: value, Reason: "the low threshold must not exceed the high one"}
-		}
-	}
-	if v, ok := vals[optHistory]; ok {
-		n := v[0].GetIntValue()
-		if n < 2 || n > 10000 {
-			return nil, &OptionError{Option: optHistory, Value: fmt.Sprint(n), Reason: "must be between 2 and 10000"}
-		}
-		if !to.Flapping {
-			return nil, &OptionError{Option: optHistory, Reason: "is the history of .flapping(), which is not set"}
-		}
-		to.History = int(n)
-	}
-
-	if err := to.parseIncidentOptions(repeated); err != nil {
-		return nil, err
-	}
-
-	endpoint, hasEndpoint := str(optEndpoint)
-	url, hasURL := str(optURL)
-	format, _ := str(optFormat)
-	to.Destination = Destination{Endpoint: endpoint, URL: url, Format: format}
-	if hasEndpoint && endpoint == "" {
-		return nil, &OptionError{Option: optEndpoint, Value: "''", Reason: "empty endpoint name"}
-	}
-	if hasEndpoint && hasURL {
-		return nil, &OptionError{Option: optURL, Reason: "give .endpoint() or .url(), not both"}
-	}
-	if endpoint == "" && url == "" {
-		to.Destination.Endpoint = DefaultEndpoint
-	}
-	if has(optTag) {
-		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optTag)
-	}
-	if has(optPriority) {
-		to.Destination.IncidentOnly = append(to.Destination.IncidentOnly, optPriority)
-	}
-	return to, nil
-}
-
-// parseIncidentOptions reads the calls of .tag(key, value) and
-// .priority(level, p), in the order they were given.
-func (to *TaskOptions) parseIncidentOptions(calls []*agent.Option) error {
-	var prioritySet [Critical + 1]bool
-	for _, o := range calls {
-		a, b := o.GetValues()[0].GetStringValue(), o.GetValues()[1].GetStringValue()
-		value := quote(a) + ", " + quote(b)
-		switch o.GetName() {
-		case optTag:
-			switch {
-			case a == "":
-				return &OptionError{Option: optTag, Value: value, Reason: "empty tag key"}
-			case a == "level":
-				return &OptionError{Option: optTag, Value: value, Reason: "the tag 'level' is the event's level, set by the daemon: use another key"}
-			case !utf8.ValidString(a) || !utf8.ValidString(b):
-				return &OptionError{Option: optTag, Value: value, Reason: "not valid UTF-8"}
-			}
-			if _, dup := to.Tags[a]; dup {
-				return &OptionError{Option: optTag, Value: value, Reason: "the tag " + quote(a) + " is given more than once"}
-			}
-			if to.Tags == nil {
-				to.Tags = make(map[string]string)
-			}
-			to.Tags[a] = b
-		case optPriority:
-			l, err := ParseLevel(a)
-			if err != nil || l == OK {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the level must be CRITICAL, WARNING or INFO (a resolve has no priority)"}
-			}
-			p := strings.ToUpper(b)
-			if len(p) != 2 || p[0] != 'P' || p[1] < '1' || p[1] > '5' {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the priority must be one of 'P1', 'P2', 'P3', 'P4', 'P5'"}
-			}
-			if prioritySet[l] {
-				return &OptionError{Option: optPriority, Value: value, Reason: "the priority of " + l.String() + " is given more than once"}
-			}
-			prioritySet[l] = true
-			to.Priorities[l] = p
-		}
 	}
 	return nil
 }
 
-// formatValues renders option values as a TICKscript writes them, for
-// errors: strings quoted (and cut when long), the url's never shown.
-func formatValues(name string, vals []*agent.OptionValue) string {
-	parts := make([]string, len(vals))
-	for i, v := range vals {
-		switch x := v.GetValue().(type) {
-		case *agent.OptionValue_StringValue:
-			parts[i] = quote(x.StringValue)
-			if name == optURL {
-				parts[i] = "'...'"
-			}
-		case *agent.OptionValue_DoubleValue:
-			parts[i] = fmt.Sprintf("%g", x.DoubleValue)
-		case *agent.OptionValue_IntValue:
-			parts[i] = fmt.Sprint(x.IntValue)
-		case *agent.OptionValue_DurationValue:
-			parts[i] = time.Duration(x.DurationValue).String()
-		case *agent.OptionValue_BoolValue:
-			parts[i] = fmt.Sprint(x.BoolValue)
+// parseSettings reads the alert node's settings: .allEvents(), .all(),
+// .noRecoveries(), .renotify(), .flapping() and .history().
+func (to *TaskOptions) parseSettings(v *optionValues) error {
+	to.AllEvents = v.has(optAllEvents)
+	to.All = v.has(optAll)
+	to.NoRecoveries = v.has(optNoRecoveries)
+	if vals, ok := v.vals[optRenotify]; ok {
+		to.Renotify = time.Duration(vals[0].GetDurationValue())
+		if to.Renotify <= 0 {
+			return &OptionError{Option: optRenotify, Value: to.Renotify.String(), Reason: "must be a positive duration"}
+		}
+		if to.AllEvents {
+			return &OptionError{Option: optRenotify, Reason: "has no effect with .allEvents(), which sends every non-OK point: give one of them"}
 		}
 	}
-	return strings.Join(parts, ", ")
+	if vals, ok := v.vals[optFlapping]; ok {
+		to.Flapping = true
+		to.FlapLow, to.FlapHigh = vals[0].GetDoubleValue(), vals[1].GetDoubleValue()
+		value := fmt.Sprintf("%g, %g", to.FlapLow, to.FlapHigh)
+		if !inUnit(to.FlapLow) || !inUnit(to.FlapHigh) {
+			return &OptionError{Option: optFlapping, Value: value, Reason: "thresholds are fractions of changes: both must be between 0 and 1"}
+		}
+		if to.FlapLow > to.FlapHigh {
+			return &OptionError{Option: optFlapping, Value: value, Reason: "the low threshold must not exceed the high one"}
+		}
+	}
+	if vals, ok := v.vals[optHistory]; ok {
+		n := vals[0].GetIntValue()
+		if n < 2 || n > 10000 {
+			return &OptionError{Option: optHistory, Value: fmt.Sprint(n), Reason: "must be between 2 and 10000"}
+		}
+		if !to.Flapping {
+			return &OptionError{Option: optHistory, Reason: "is the history of .flapping(), which is not set"}
+		}
+		to.History = int(n)
+	}
+	return nil
+}
+
+// parseDestination reads where the events go, and hands the Sink its own
+// options (.tag(), .priority()) as written.
+func (to *TaskOptions) parseDestination(v *optionValues) error {
+	endpoint, hasEndpoint := v.str(optEndpoint)
+	url, hasURL := v.str(optURL)
+	format, _ := v.str(optFormat)
+	to.Destination = Destination{Endpoint: endpoint, URL: url, Format: format, Tags: v.tags, Priorities: v.priorities}
+	if hasEndpoint && endpoint == "" {
+		return &OptionError{Option: optEndpoint, Value: "''", Reason: "empty endpoint name"}
+	}
+	if hasEndpoint && hasURL {
+		return &OptionError{Option: optURL, Reason: "give .endpoint() or .url(), not both"}
+	}
+	if endpoint == "" && url == "" {
+		to.Destination.Endpoint = DefaultEndpoint
+	}
+	return nil
 }
 
 // inUnit reports whether f is in 0..1 (NaN is not).
 func inUnit(f float64) bool { return f >= 0 && f <= 1 }
-
-// typeName names a value type as TICKscript writes it.
-func typeName(t agent.ValueType) string {
-	switch t {
-	case agent.ValueType_STRING:
-		return "a string"
-	case agent.ValueType_DOUBLE:
-		return "a float"
-	case agent.ValueType_INT:
-		return "an integer"
-	case agent.ValueType_DURATION:
-		return "a duration"
-	case agent.ValueType_BOOL:
-		return "a boolean"
-	}
-	return strings.ToLower(t.String())
-}
-
-// quote renders a value the way it is written in a TICKscript, cut short
-// when it is long.
-func quote(s string) string {
-	const max = 200
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return "'" + s + "'"
-}

@@ -32,6 +32,8 @@ type source struct {
 	err     error // the error that ended a read-ahead, returned after pending
 }
 
+// newSource returns a source reading rw, with read-ahead when rw has a
+// read deadline.
 func newSource(rw io.Reader) *source {
 	s := &source{rw: rw}
 	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
@@ -40,6 +42,8 @@ func newSource(rw io.Reader) *source {
 	return s
 }
 
+// Read reads what was read ahead first, then the error that ended the
+// read-ahead, if any, and then from rw.
 func (s *source) Read(p []byte) (int, error) {
 	if s.off < len(s.pending) {
 		n := copy(p, s.pending[s.off:])

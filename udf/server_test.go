@@ -220,18 +220,25 @@ func TestServerHostileConnections(t *testing.T) {
 
 	// Every bad connection's goroutine and file descriptor is gone.
 	require.Eventually(t, func() bool { return srv.Connections() == 1 }, 10*time.Second, 10*time.Millisecond)
+	requireNoLeaks(t, before, fdsBefore)
+}
+
+// requireNoLeaks waits until there are no more goroutines and open file
+// descriptors than before, and fails the test if they stay more.
+func requireNoLeaks(t *testing.T, goroutines, fds int) {
+	t.Helper()
 	// (Polled here, not with assert.Eventually, which runs its condition in
 	// a goroutine of its own.)
 	deadline := time.Now().Add(10 * time.Second)
-	for (runtime.NumGoroutine() > before || openFDs(t) > fdsBefore) && time.Now().Before(deadline) {
+	for (runtime.NumGoroutine() > goroutines || openFDs(t) > fds) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := runtime.NumGoroutine(); n > before {
+	if n := runtime.NumGoroutine(); n > goroutines {
 		buf := make([]byte, 1<<20)
-		t.Fatalf("goroutines leaked: before %d, now %d\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		t.Fatalf("goroutines leaked: before %d, now %d\n%s", goroutines, n, buf[:runtime.Stack(buf, true)])
 	}
-	if n := openFDs(t); n > fdsBefore {
-		t.Fatalf("file descriptors leaked: before %d, now %d", fdsBefore, n)
+	if n := openFDs(t); n > fds {
+		t.Fatalf("file descriptors leaked: before %d, now %d", fds, n)
 	}
 }
 

@@ -5,7 +5,9 @@ package udf
 // state across restarts. The daemon's Sink is durable (squadcast.Sender:
 // its outbox file keeps both); udf knows nothing of how.
 type Sink interface {
-	// Open is called from Init: an error it returns fails that task only,
+	// Open is called from Init, after udf has validated the task's
+	// options, except the Sink's own (Destination.Tags and .Priorities),
+	// which Open validates. An error it returns fails that task only,
 	// and is shown to the operator in `kapacitor show`, so it must name
 	// the bad option and never contain a webhook URL. *OptionError is the
 	// expected error type.
@@ -13,6 +15,26 @@ type Sink interface {
 	// LoadState returns the alert state a node saved with its last Flush;
 	// found is false when it saved none. An error starts the node from OK.
 	LoadState(taskID, nodeID string) (state NodeState, found bool, err error)
+}
+
+// Destination says where a task's events go, and how the Sink renders
+// them, as given by its options. Exactly one of Endpoint and URL is set;
+// Format may be empty for the default.
+type Destination struct {
+	// Endpoint is the name of a configured endpoint (option .endpoint), "default" unless set.
+	Endpoint string
+	// URL is an inline webhook URL (option .url). It is a secret: never log or print it.
+	URL string
+	// Format is the payload format (option .format): "kapacitor" or "incident-webhook".
+	Format string
+	// Tags are the task's .tag(key, value) calls, in the order given,
+	// each its key and value as written; nil without any.
+	// Priorities are its .priority(level, priority) calls, in the order
+	// given, each its level and priority as written; nil without any.
+	// These options are the Sink's (they set fields of its payload): udf
+	// hands them over unchecked, and the Sink validates them in Open,
+	// refusing them with an *OptionError naming .tag or .priority.
+	Tags, Priorities [][2]string
 }
 
 // Publisher takes the events of one task node.
