@@ -15,8 +15,10 @@ type clock interface {
 // realClock is the wall clock.
 type realClock struct{}
 
+// Now returns the wall-clock time.
 func (realClock) Now() time.Time { return time.Now() }
 
+// At returns a timer's channel for t, and a function that stops it.
 func (realClock) At(t time.Time) (<-chan time.Time, func()) {
 	tm := time.NewTimer(time.Until(t))
 	return tm.C, func() { tm.Stop() }

@@ -83,13 +83,7 @@ func TestRenderSizeLimits(t *testing.T) {
 		f(&ev)
 		return ev
 	}
-	tests := []struct {
-		name string
-		ev   udf.Event
-		// What must have been cut (else it must be whole).
-		cutDetails, cutMessage bool
-		tagsLeftOut            bool // a TruncatedKey tag is expected
-	}{
+	tests := []sizeCase{
 		{name: "huge details", ev: with(func(e *udf.Event) { e.Details = long }), cutDetails: true},
 		{name: "huge details and message", ev: with(func(e *udf.Event) { e.Details, e.Message = long, long }), cutDetails: true, cutMessage: true},
 		{name: "huge tag set", ev: with(func(e *udf.Event) { e.Tags = manyTags }), tagsLeftOut: true},
@@ -110,56 +104,75 @@ func TestRenderSizeLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, format := range []string{FormatKapacitor, FormatIncidentWebhook} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				b, err := Render(format, tt.ev)
-				require.NoError(t, err)
-				require.LessOrEqual(t, len(b), MaxBody)
-				d := decodeAny(t, format, b)
-				assert.Equal(t, tt.ev.ID, d.ID, "the id is never cut")
-				assert.Equal(t, "CRITICAL", d.Level)
-				checkCut := func(what, got, orig string, cut bool) {
-					orig = jsonRoundTrip(orig)
-					if !cut {
-						assert.Equal(t, orig, got, "%s whole", what)
-						return
-					}
-					require.True(t, strings.HasSuffix(got, TruncationMarker), "%s ends with the marker", what)
-					assert.True(t, strings.HasPrefix(orig, strings.TrimSuffix(got, TruncationMarker)), "%s is a prefix", what)
-				}
-				checkCut("details", d.Details, tt.ev.Details, tt.cutDetails)
-				checkCut("message", d.Message, tt.ev.Message, tt.cutMessage)
-				if tt.tagsLeftOut {
-					assert.Contains(t, d.Tags[TruncatedKey], "left out")
-				}
-				for k, v := range d.Tags {
-					if k == TruncatedKey || (k == "level" && format == FormatIncidentWebhook) {
-						continue
-					}
-					orig := jsonRoundTrip(tt.ev.Tags[k])
-					if v != orig {
-						require.True(t, strings.HasSuffix(v, TruncationMarker), "tag %s cut with a marker", k)
-						assert.True(t, strings.HasPrefix(orig, strings.TrimSuffix(v, TruncationMarker)))
-						assert.LessOrEqual(t, jsonStringLen(v), MaxValueSize+2*len(TruncationMarker))
-					}
-				}
-				if format == FormatKapacitor {
-					for k, v := range d.Fields {
-						orig := tt.ev.Fields[k]
-						switch o := orig.(type) {
-						case float64:
-							if math.IsNaN(o) || math.IsInf(o, 0) {
-								assert.Nil(t, v, "non-finite %s is null", k)
-							} else {
-								assert.Equal(t, o, v)
-							}
-						case string:
-							if s := v.(string); s != jsonRoundTrip(o) {
-								require.True(t, strings.HasSuffix(s, TruncationMarker), "field %s cut with a marker", k)
-							}
-						}
-					}
-				}
-			})
+			t.Run(tt.name+"/"+format, func(t *testing.T) { checkSizeCase(t, format, tt) })
+		}
+	}
+}
+
+// sizeCase is an event over Squadcast's size limit, and what rendering it
+// must cut (else it must be whole).
+type sizeCase struct {
+	name                   string
+	ev                     udf.Event
+	cutDetails, cutMessage bool
+	tagsLeftOut            bool // a TruncatedKey tag is expected
+}
+
+// checkSizeCase renders tt.ev in format and checks that the body is within
+// MaxBody, that the id is whole and that only what tt says was cut, each
+// cut value a prefix of the original that ends with the marker.
+func checkSizeCase(t *testing.T, format string, tt sizeCase) {
+	b, err := Render(format, tt.ev)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(b), MaxBody)
+	d := decodeAny(t, format, b)
+	assert.Equal(t, tt.ev.ID, d.ID, "the id is never cut")
+	assert.Equal(t, "CRITICAL", d.Level)
+	checkCut := func(what, got, orig string, cut bool) {
+		orig = jsonRoundTrip(orig)
+		if !cut {
+			assert.Equal(t, orig, got, "%s whole", what)
+			return
+		}
+		require.True(t, strings.HasSuffix(got, TruncationMarker), "%s ends with the marker", what)
+		assert.True(t, strings.HasPrefix(orig, strings.TrimSuffix(got, TruncationMarker)), "%s is a prefix", what)
+	}
+	checkCut("details", d.Details, tt.ev.Details, tt.cutDetails)
+	checkCut("message", d.Message, tt.ev.Message, tt.cutMessage)
+	if tt.tagsLeftOut {
+		assert.Contains(t, d.Tags[TruncatedKey], "left out")
+	}
+	for k, v := range d.Tags {
+		if k == TruncatedKey || (k == "level" && format == FormatIncidentWebhook) {
+			continue
+		}
+		orig := jsonRoundTrip(tt.ev.Tags[k])
+		if v != orig {
+			require.True(t, strings.HasSuffix(v, TruncationMarker), "tag %s cut with a marker", k)
+			assert.True(t, strings.HasPrefix(orig, strings.TrimSuffix(v, TruncationMarker)))
+			assert.LessOrEqual(t, jsonStringLen(v), MaxValueSize+2*len(TruncationMarker))
+		}
+	}
+	if format == FormatKapacitor {
+		checkSizeCaseFields(t, tt.ev.Fields, d.Fields)
+	}
+}
+
+// checkSizeCaseFields checks the fields of a cut kapacitor body: numbers
+// as they were (non-finite ones null), strings whole or cut with the marker.
+func checkSizeCaseFields(t *testing.T, fields, got map[string]interface{}) {
+	for k, v := range got {
+		switch o := fields[k].(type) {
+		case float64:
+			if math.IsNaN(o) || math.IsInf(o, 0) {
+				assert.Nil(t, v, "non-finite %s is null", k)
+			} else {
+				assert.Equal(t, o, v)
+			}
+		case string:
+			if s := v.(string); s != jsonRoundTrip(o) {
+				require.True(t, strings.HasSuffix(s, TruncationMarker), "field %s cut with a marker", k)
+			}
 		}
 	}
 }

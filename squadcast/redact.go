@@ -97,4 +97,5 @@ func redactError(err error, secrets []string) error {
 // redactedError is an error whose text had a URL or a secret removed.
 type redactedError struct{ msg string }
 
+// Error returns the redacted text.
 func (e *redactedError) Error() string { return e.msg }

@@ -110,56 +110,63 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := tt.base + tt.path + "api/" + secretKey + "?token=" + querySecret
-			// Every event is older than this max age: its first failed attempt is its last.
-			s, logs, _ := newTestSender(t, Config{
-				Endpoints: []Endpoint{{Name: "leaky", URL: raw, Timeout: 50 * time.Millisecond}},
-				MaxAge:    time.Nanosecond,
-			})
-			secrets := []string{secretKey, querySecret, tt.path + "api"}
-
-			// Through the queue: everything ends up in the logs.
-			p, err := s.Open(udf.Destination{Endpoint: "leaky"})
-			require.NoError(t, err)
-			require.NoError(t, p.Publish(udf.Event{ID: "leak", Level: udf.Critical}))
-			// Directly: the error of the attempt send makes.
-			j := &job{target: p.(*publisher).t, id: "direct", level: udf.Critical, body: []byte(`{}`)}
-			res := s.send(j)
-			require.NotNil(t, res.err)
-			sendErr := error(res.err)
-			closeAndWait(t, s)
-
-			require.Error(t, sendErr)
-			require.ErrorContains(t, sendErr, tt.wantErr)
-			for e := error(sendErr); e != nil; e = errors.Unwrap(e) {
-				for _, sec := range secrets {
-					require.NotContains(t, e.Error(), sec)
-				}
-			}
-			var de *DeliveryError
-			require.True(t, errors.As(sendErr, &de))
-			for _, sec := range secrets {
-				require.NotContains(t, de.Body, sec)
-			}
-
-			failed := entriesWith(logs, "squadcast event dead-lettered")
-			require.Len(t, failed, 1)
-			require.Contains(t, failed[0].ContextMap()["error"], tt.wantErr)
-			assertNoSecret(t, logs, secrets...)
-			require.Equal(t, uint64(1), s.Stats().DeadLettered)
-
-			// The outbox stores the URL, but its listing never shows it.
-			o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
-			require.NoError(t, err)
-			defer o.Close()
-			l := listOutbox(t, o)
-			require.Len(t, l, 1)
-			require.Contains(t, l[0].LastError, tt.wantErr)
-			text := fmt.Sprintf("%+v", l)
-			for _, sec := range secrets {
-				require.NotContains(t, text, sec)
-			}
+			checkNoLeak(t, tt.base+tt.path+"api/"+secretKey+"?token="+querySecret, tt.path, tt.wantErr)
 		})
+	}
+}
+
+// checkNoLeak delivers an event to raw, which fails with wantErr, through
+// the queue and directly, and checks that the error, the logs and the
+// outbox's listing show neither the key, nor the query's secret, nor the
+// URL's path (path).
+func checkNoLeak(t *testing.T, raw, path, wantErr string) {
+	// Every event is older than this max age: its first failed attempt is its last.
+	s, logs, _ := newTestSender(t, Config{
+		Endpoints: []Endpoint{{Name: "leaky", URL: raw, Timeout: 50 * time.Millisecond}},
+		MaxAge:    time.Nanosecond,
+	})
+	secrets := []string{secretKey, querySecret, path + "api"}
+
+	// Through the queue: everything ends up in the logs.
+	p, err := s.Open(udf.Destination{Endpoint: "leaky"})
+	require.NoError(t, err)
+	require.NoError(t, p.Publish(udf.Event{ID: "leak", Level: udf.Critical}))
+	// Directly: the error of the attempt send makes.
+	j := &job{target: p.(*publisher).t, id: "direct", level: udf.Critical, body: []byte(`{}`)}
+	res := s.send(j)
+	require.NotNil(t, res.err)
+	sendErr := error(res.err)
+	closeAndWait(t, s)
+
+	require.Error(t, sendErr)
+	require.ErrorContains(t, sendErr, wantErr)
+	for e := error(sendErr); e != nil; e = errors.Unwrap(e) {
+		for _, sec := range secrets {
+			require.NotContains(t, e.Error(), sec)
+		}
+	}
+	var de *DeliveryError
+	require.True(t, errors.As(sendErr, &de))
+	for _, sec := range secrets {
+		require.NotContains(t, de.Body, sec)
+	}
+
+	failed := entriesWith(logs, "squadcast event dead-lettered")
+	require.Len(t, failed, 1)
+	require.Contains(t, failed[0].ContextMap()["error"], wantErr)
+	assertNoSecret(t, logs, secrets...)
+	require.Equal(t, uint64(1), s.Stats().DeadLettered)
+
+	// The outbox stores the URL, but its listing never shows it.
+	o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
+	require.NoError(t, err)
+	defer o.Close()
+	l := listOutbox(t, o)
+	require.Len(t, l, 1)
+	require.Contains(t, l[0].LastError, wantErr)
+	text := fmt.Sprintf("%+v", l)
+	for _, sec := range secrets {
+		require.NotContains(t, text, sec)
 	}
 }
 

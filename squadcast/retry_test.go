@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
@@ -223,32 +224,38 @@ func TestDeliveryOutcomes(t *testing.T) {
 				return
 			}
 			require.Equal(t, uint64(1), st.DeadLettered)
-			failed := entriesWith(logs, "squadcast event dead-lettered")
-			require.Len(t, failed, 1)
-			require.Equal(t, "error", failed[0].Level.String())
-			f := failed[0].ContextMap()
-			require.Equal(t, "primary", f["endpoint"])
-			require.Equal(t, "cpu:nil", f["incident"])
-			require.Equal(t, "WARNING", f["level"])
-			require.Equal(t, "t1", f["task"])
-			require.Equal(t, tt.wantAttempts, f["attempts"])
-			require.Equal(t, int64(tt.status), f["status"])
-			require.Equal(t, tt.wantReason, f["reason"])
-			require.Equal(t, "reply body", f["response"])
-			require.Len(t, entriesWith(logs, "squadcast delivery attempt failed, will retry"), int(tt.wantAttempts-1))
-			assertNoSecret(t, logs, secretKey, secretPath)
-
-			o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
-			require.NoError(t, err)
-			defer o.Close()
-			l := listOutbox(t, o)
-			require.Len(t, l, 1)
-			require.Equal(t, StateDead, l[0].State)
-			require.Equal(t, tt.wantReason, l[0].DeadReason)
-			require.Equal(t, int(tt.wantAttempts), l[0].Attempts)
-			require.Equal(t, (&StatusError{StatusCode: tt.status}).Error()+": reply body", l[0].LastError)
+			checkDeadLetter(t, s, logs, tt.status, tt.wantAttempts, tt.wantReason)
 		})
 	}
+}
+
+// checkDeadLetter checks the dead letter of TestDeliveryOutcomes: its log
+// entry (with everything about it but a secret), and its record.
+func checkDeadLetter(t *testing.T, s *Sender, logs *observer.ObservedLogs, status int, attempts int64, reason string) {
+	failed := entriesWith(logs, "squadcast event dead-lettered")
+	require.Len(t, failed, 1)
+	require.Equal(t, "error", failed[0].Level.String())
+	f := failed[0].ContextMap()
+	require.Equal(t, "primary", f["endpoint"])
+	require.Equal(t, "cpu:nil", f["incident"])
+	require.Equal(t, "WARNING", f["level"])
+	require.Equal(t, "t1", f["task"])
+	require.Equal(t, attempts, f["attempts"])
+	require.Equal(t, int64(status), f["status"])
+	require.Equal(t, reason, f["reason"])
+	require.Equal(t, "reply body", f["response"])
+	require.Len(t, entriesWith(logs, "squadcast delivery attempt failed, will retry"), int(attempts-1))
+	assertNoSecret(t, logs, secretKey, secretPath)
+
+	o, err := OpenOutbox(OutboxPath(s.cfg.DataDir), true)
+	require.NoError(t, err)
+	defer o.Close()
+	l := listOutbox(t, o)
+	require.Len(t, l, 1)
+	require.Equal(t, StateDead, l[0].State)
+	require.Equal(t, reason, l[0].DeadReason)
+	require.Equal(t, int(attempts), l[0].Attempts)
+	require.Equal(t, (&StatusError{StatusCode: status}).Error()+": reply body", l[0].LastError)
 }
 
 // TestRequest checks what is sent: method, headers and the rendered body.

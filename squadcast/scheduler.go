@@ -97,7 +97,8 @@ type incident struct {
 	reserved bool      // its head holds a rate-limit reservation
 }
 
-// waitHeap orders waiting incidents by due time.
+// waitHeap orders waiting incidents by due time: a container/heap.Interface
+// whose methods also keep each incident's heapIdx.
 type waitHeap []*incident
 
 func (h waitHeap) Len() int           { return len(h) }

@@ -29,49 +29,7 @@ func TestPerIncidentOrdering(t *testing.T) {
 		perInc     = 20
 		publishers = 5
 	)
-	var (
-		mu          sync.Mutex
-		accepted    = map[string][]int{}
-		inFlight    = map[string]int{}
-		overlap     []string
-		concurrent  atomic.Int64
-		maxParallel atomic.Int64
-	)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		var body webhookBody
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		seq, _ := strconv.Atoi(body.Description)
-		mu.Lock()
-		inFlight[body.EventID]++
-		if inFlight[body.EventID] > 1 {
-			overlap = append(overlap, body.EventID)
-		}
-		mu.Unlock()
-		n := concurrent.Add(1)
-		for {
-			m := maxParallel.Load()
-			if n <= m || maxParallel.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond) // a slow server, not an assertion
-		fail := rand.IntN(5) == 0
-		concurrent.Add(-1)
-		mu.Lock()
-		inFlight[body.EventID]--
-		if !fail {
-			accepted[body.EventID] = append(accepted[body.EventID], seq)
-		}
-		mu.Unlock()
-		if fail {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
+	srv := newOrderServer(t)
 	s, _, _ := newTestSender(t, Config{
 		Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey, Format: FormatIncidentWebhook}},
 		Workers:   8,
@@ -93,15 +51,15 @@ func TestPerIncidentOrdering(t *testing.T) {
 	})
 	closeAndWait(t, s)
 
-	mu.Lock()
-	defer mu.Unlock()
-	require.Empty(t, overlap, "two events of one incident in flight at once")
-	require.Len(t, accepted, incidents)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Empty(t, srv.overlap, "two events of one incident in flight at once")
+	require.Len(t, srv.accepted, incidents)
 	want := make([]int, perInc)
 	for i := range want {
 		want[i] = i
 	}
-	for id, got := range accepted {
+	for id, got := range srv.accepted {
 		require.Equal(t, want, got, "incident %s", id)
 	}
 	st := s.Stats()
@@ -112,7 +70,63 @@ func TestPerIncidentOrdering(t *testing.T) {
 	require.Zero(t, st.Queued)
 	require.Zero(t, st.Pending, "every delivered event was deleted from the outbox")
 	require.Positive(t, st.Retried, "the server failed some requests")
-	require.Greater(t, maxParallel.Load(), int64(1), "incidents are delivered in parallel")
+	require.Greater(t, srv.maxParallel.Load(), int64(1), "incidents are delivered in parallel")
+}
+
+// orderServer is a slow Incident Webhook endpoint that fails one request
+// in five (503): it records, per incident, the sequence numbers (the
+// descriptions) it accepted, any incident with two requests in flight at
+// once, and the most requests in flight at once.
+type orderServer struct {
+	*server
+	mu          sync.Mutex
+	accepted    map[string][]int
+	inFlight    map[string]int
+	overlap     []string
+	concurrent  atomic.Int64
+	maxParallel atomic.Int64
+}
+
+func newOrderServer(t *testing.T) *orderServer {
+	o := &orderServer{accepted: map[string][]int{}, inFlight: map[string]int{}}
+	o.server = newServer(t, o.serve)
+	return o
+}
+
+func (o *orderServer) serve(w http.ResponseWriter, r *http.Request) {
+	var body webhookBody
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	seq, _ := strconv.Atoi(body.Description)
+	o.mu.Lock()
+	o.inFlight[body.EventID]++
+	if o.inFlight[body.EventID] > 1 {
+		o.overlap = append(o.overlap, body.EventID)
+	}
+	o.mu.Unlock()
+	n := o.concurrent.Add(1)
+	for {
+		m := o.maxParallel.Load()
+		if n <= m || o.maxParallel.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond) // a slow server, not an assertion
+	fail := rand.IntN(5) == 0
+	o.concurrent.Add(-1)
+	o.mu.Lock()
+	o.inFlight[body.EventID]--
+	if !fail {
+		o.accepted[body.EventID] = append(o.accepted[body.EventID], seq)
+	}
+	o.mu.Unlock()
+	if fail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // gate is a server that holds every request until released, and records

@@ -18,6 +18,7 @@ type APIError struct {
 	Message string
 }
 
+// Error returns a message like "define task t: kapacitor answered 400: ...".
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: kapacitor answered %d: %s", e.Op, e.Status, e.Message)
 }
