@@ -135,8 +135,17 @@ func (es endpoints) restore(stored []outbox.Stored) []*job {
 		jobs = append(jobs, &job{
 			target: t, id: r.Incident, level: level, task: r.Task, created: r.Created, body: r.Body,
 			attempts: r.Attempts, lastErr: r.LastError, next: r.NextAttempt,
-			seq: ev.Seq, released: true,
+			seq: ev.Seq, released: true, source: recordSource(r.Source),
 		})
 	}
 	return jobs
+}
+
+// recordSource is the source of a stored event: SourceUDF for the records
+// written before the relay, which have none.
+func recordSource(s string) Source {
+	if s == "" {
+		return SourceUDF
+	}
+	return Source(s)
 }

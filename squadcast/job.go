@@ -25,6 +25,8 @@ type job struct {
 	lastErr  string
 	next     time.Time // not before
 
+	source Source // where it came from
+
 	seq      uint64 // its key in the outbox
 	released bool   // handed to the scheduler (or, spilled, left on disk)
 	spill    bool   // kept in the outbox only, until the loader reads it back

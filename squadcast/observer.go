@@ -20,7 +20,23 @@ type Observer interface {
 	// how long the attempt took, and how long ago the event was published
 	// (its age when delivered or given up).
 	Attempted(endpoint string, o Outcome, took, age time.Duration)
+	// Accepted reports an event taken for delivery to the endpoint (named
+	// as for Attempted), and where it came from. It is called on the
+	// goroutine that hands the event over: a Kapacitor connection's, or a
+	// relay request's.
+	Accepted(endpoint string, source Source)
 }
+
+// Source says where an event came from.
+type Source string
+
+// The sources of events.
+const (
+	// SourceUDF is an @squadcast() or @squadcast_batch() node (udf).
+	SourceUDF Source = "udf"
+	// SourceRelay is Kapacitor's .post(), through the relay (udf/relay).
+	SourceRelay Source = "relay"
+)
 
 // observerLabel is the name an Observer hears for a target's name.
 func observerLabel(name string) string {

@@ -18,9 +18,16 @@ import (
 
 // recordingObserver records what an Observer hears.
 type recordingObserver struct {
-	mu  sync.Mutex
-	got []string // "endpoint result"
-	age []time.Duration
+	mu       sync.Mutex
+	got      []string // "endpoint result"
+	age      []time.Duration
+	accepted []string // "endpoint source"
+}
+
+func (o *recordingObserver) Accepted(endpoint string, source Source) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.accepted = append(o.accepted, endpoint+" "+string(source))
 }
 
 func (o *recordingObserver) Attempted(endpoint string, r Outcome, took, age time.Duration) {
@@ -81,6 +88,9 @@ func TestObserverAndHeaders(t *testing.T) {
 	require.Eventually(t, func() bool { st := s.Stats(); return st.Delivered == 3 && st.DeadLettered == 1 }, 10*time.Second, time.Millisecond)
 
 	assert.ElementsMatch(t, []string{"prod retried", "prod delivered", "broken dead_lettered", "inline delivered", "inline delivered"}, obs.results())
+	obs.mu.Lock()
+	assert.Equal(t, []string{"prod udf", "broken udf", "inline udf", "inline udf"}, obs.accepted, "each event, with its source, as it is taken")
+	obs.mu.Unlock()
 	for _, r := range obs.results() {
 		assert.NotContains(t, r, secretKey)
 		assert.NotContains(t, r, "127.0.0.1")

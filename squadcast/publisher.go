@@ -31,18 +31,30 @@ func (p *publisher) Publish(ev udf.Event) error {
 	if err != nil {
 		return drop(err)
 	}
-	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body}
+	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, source: SourceUDF}
+	if err := s.accept(j, &p.src); err != nil {
+		return drop(err)
+	}
+	return nil
+}
+
+// accept queues a rendered event of src for the outbox and delivery:
+// it is held in memory or spilled (see backlog), and written with src's
+// next flush.
+func (s *Sender) accept(j *job, src *outbox.Source) error {
 	rec, err := j.record().Encode()
 	if err != nil {
-		return drop(err)
+		return err
 	}
-
 	err = s.backlog.admit(j, func() bool { return s.cm.Err() != nil }, s.outbox.NextSeq,
-		func() { s.cm.Append(&p.src, j.seq, rec, j) })
+		func() { s.cm.Append(src, j.seq, rec, j) })
 	if err != nil {
-		return drop(err)
+		return err
 	}
 	s.published.Add(1)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Accepted(j.target.label, j.source)
+	}
 	return nil
 }
 

@@ -111,6 +111,7 @@ func (j *job) record() *outbox.Record {
 		LastError:   j.lastErr,
 		NextAttempt: j.next,
 		Body:        j.body,
+		Source:      string(j.source),
 	}
 }
 

@@ -36,6 +36,9 @@ var settings = []setting{
 	{"max-frame-size", " ", func(c *Config) error { return checkFrameSize(c.MaxFrameSize) }},
 	{"memory-limit", " ", func(c *Config) error { return checkMemoryLimit(c.MemoryLimit) }},
 	{"listen", ": ", func(c *Config) error { return ifSet(c.Listen, checkListen) }},
+	{"relay-listen", ": ", checkRelay},
+	{"relay-max-body", " ", func(c *Config) error { return checkRelayMaxBody(c.RelayMaxBody) }},
+	{"relay-token-file", ": ", func(c *Config) error { return ifSet(c.RelayTokenFile, checkRelayTokenFile) }},
 	{"socket-group", ": ", func(c *Config) error { return ifSet(c.SocketGroup, checkGroup) }},
 	{"udf-name", " ", func(c *Config) error { return checkNotEmpty(c.UDFName) }},
 	// serve checks the log settings first, as it builds its logger (newLogger).

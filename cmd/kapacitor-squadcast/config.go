@@ -12,6 +12,7 @@ import (
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf/relay"
 )
 
 // Config is the daemon's configuration, as serve runs with it and as
@@ -30,6 +31,8 @@ type Config struct {
 	DaemonConfig
 	// DeliveryConfig holds the sender's settings.
 	DeliveryConfig
+	// RelayConfig holds the relay's settings.
+	RelayConfig
 	// Endpoints are the named webhooks, the default endpoint (the one named
 	// "default") first. The default endpoint alone may have no URL: when
 	// --format, --timeout or --rate-limit are given without --url or
@@ -120,6 +123,7 @@ func DefaultConfig() Config {
 			UDFName:         "squadcast",
 			MaxFrameSize:    udf.DefaultMaxFrame,
 		},
+		RelayConfig: RelayConfig{RelayMaxBody: relay.DefaultMaxBody},
 		DeliveryConfig: DeliveryConfig{
 			Workers:      squadcast.DefaultWorkers,
 			QueueSize:    squadcast.DefaultQueueSize,

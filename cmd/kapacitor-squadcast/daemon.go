@@ -35,6 +35,9 @@ type Daemon struct {
 	sender  *squadcast.Sender
 	servers []udfServer
 
+	relayLn  net.Listener // nil without --relay-listen
+	relaySrv *http.Server // nil without --relay-listen
+
 	served  chan error   // a socket server stopped serving, with its error
 	stopped atomic.Int32 // socket servers that stopped
 	running bool         // Run has started
@@ -65,7 +68,7 @@ func NewDaemon(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, gid: -1}
-	for _, step := range []func() error{d.prepare, d.listenHTTP, d.openSender, d.listenSockets, d.buildServers} {
+	for _, step := range []func() error{d.prepare, d.listenHTTP, d.openSender, d.listenRelay, d.listenSockets, d.buildServers} {
 		if err := step(); err != nil {
 			_ = d.Close(closedContext())
 			return nil, err

@@ -31,6 +31,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		zap.Int("workers", d.cfg.Workers), zap.Int("queue_size", d.cfg.QueueSize), zap.Strings("endpoints", d.cfg.endpointNames()),
 		zap.String("config", d.cfg.File), zap.String("memory_limit", d.memoryLimit))
 	d.serveHTTP()
+	d.serveRelay()
 	d.restartTasks(ctx)
 
 	var err error

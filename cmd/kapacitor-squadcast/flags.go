@@ -64,6 +64,12 @@ var serveFlags = []serveFlag{
 		func(c *Config) any { return &c.MemoryLimit }},
 	{"listen", "`address` (host:port) to serve /metrics, /healthz, /readyz and /debug/pprof/ on over HTTP, e.g. 127.0.0.1:9187 (default off)",
 		func(c *Config) any { return &c.Listen }},
+	{"relay-listen", "`address` (host:port) to serve the relay for Kapacitor's .post() on: POST /relay/<endpoint> takes the alert JSON .post() sends, writes it to the outbox, answers, then delivers it; e.g. 127.0.0.1:9095 (default off). An address other than loopback needs --relay-token-file",
+		func(c *Config) any { return &c.RelayListen }},
+	{"relay-max-body", "largest request body the relay takes, a `size` like 2MiB (413 above)",
+		func(c *Config) any { return &c.RelayMaxBody }},
+	{"relay-token-file", "`file` holding the token every relay request must carry as Authorization: Bearer <token> (default none: only on loopback)",
+		func(c *Config) any { return &c.RelayTokenFile }},
 }
 
 // defineFlags defines serveFlags on fs, each bound to its setting in c and

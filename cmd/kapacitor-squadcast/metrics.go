@@ -28,6 +28,8 @@ type metrics struct {
 	events       [udf.Critical + 1]prometheus.Counter
 	initFailures prometheus.Counter
 	deliveries   *prometheus.CounterVec
+	accepted     *prometheus.CounterVec
+	relayed      *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	requests     *prometheus.HistogramVec
 }
@@ -71,6 +73,16 @@ func newMetrics(endpoints []string) *metrics {
 		Help: "Delivery attempts by endpoint name and result: delivered, retried (failed, will be tried again) or dead_lettered.",
 	}, []string{"endpoint", "result"})
 	f(m.deliveries)
+	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "events_accepted_total",
+		Help: "Events taken for delivery (written to the outbox), by endpoint name and source: udf (an @squadcast() node) or relay (Kapacitor's .post()).",
+	}, []string{"endpoint", "source"})
+	f(m.accepted)
+	m.relayed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "relay_requests_total",
+		Help: "Requests to the relay (--relay-listen), by result: accepted, not_durable (accepted, but its write to the outbox failed: delivered from memory), or why it was refused.",
+	}, []string{"result"})
+	f(m.relayed)
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Name: "delivery_latency_seconds",
 		Help:    "Time from an event's publication to Squadcast accepting it (retries included), by endpoint name.",
@@ -131,6 +143,11 @@ func (m *metrics) AlertEvent(l udf.Level) {
 	if l >= udf.OK && l <= udf.Critical {
 		m.events[l].Inc()
 	}
+}
+
+// Accepted counts an event taken for delivery, by endpoint and source.
+func (m *metrics) Accepted(endpoint string, source squadcast.Source) {
+	m.accepted.WithLabelValues(endpoint, string(source)).Inc()
 }
 
 // InitFailed counts a refused task.

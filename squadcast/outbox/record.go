@@ -36,6 +36,10 @@ type Record struct {
 	// LastError is the redacted error of the last failed attempt.
 	LastError   string    `json:"last_error,omitempty"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Source says where the event came from: "udf" for an @squadcast()
+	// node, "relay" for Kapacitor's .post() through the relay; empty in
+	// records written before the relay (all of them from "udf").
+	Source string `json:"source,omitempty"`
 	// DeadReason and DeadAt are set on dead letters.
 	DeadReason string    `json:"dead_reason,omitempty"`
 	DeadAt     time.Time `json:"dead_at,omitzero"`
