@@ -81,6 +81,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	// The reenabler's API client: only its list and do are used.
 	api := &reenabler{base: base, client: &http.Client{}}
 	st, err := readKapacitor(ctx, api)
 	if err != nil {

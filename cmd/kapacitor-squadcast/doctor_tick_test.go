@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -100,4 +101,24 @@ func TestDoctorRelayURL(t *testing.T) {
 		assert.Equal(t, tt.ok, err == nil, "%s: %v", tt.base, err)
 		assert.Equal(t, tt.want, got)
 	}
+}
+
+// FuzzDoctorTickPosts feeds the TICKscript reader any text: it must end,
+// never panic, and find a .post() URL only where a string was given.
+func FuzzDoctorTickPosts(f *testing.F) {
+	for _, s := range []string{
+		"stream|alert().post('https://api.squadcast.com/v1/k').header('a', 'b')",
+		"var u = '''x'''\nstream|alert().post(u).endpoint('e')",
+		"stream|where(lambda: \"h\" =~ /a\\/b'/)|alert().post(\"x\")",
+		"// .post('x')\n'unterminated", "'''", "=~", ".post(", "@squadcast().post()",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		for _, p := range tickPosts(script) {
+			if p.URL != "" && p.Var == "" && !strings.Contains(script, p.URL) && !strings.Contains(script, `\`) {
+				t.Errorf("URL %q is not in the script", p.URL)
+			}
+		}
+	})
 }

@@ -56,7 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "outbox":
 		return runOutbox(args[1:], stdout, stderr)
 	case "doctor":
-		return runDoctor(context.Background(), args[1:], stdout, stderr)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runDoctor(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "kapacitor-squadcast %s (commit %s, %s)\n", version, commit(), goVersion())
 		return 0
