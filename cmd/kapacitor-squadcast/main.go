@@ -30,6 +30,7 @@ Usage:
   kapacitor-squadcast check-config --config FILE
   kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
   kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
+  kapacitor-squadcast doctor --kapacitor-url URL [--relay-url URL]
   kapacitor-squadcast version
 
 Run 'kapacitor-squadcast COMMAND --help' for the flags of a command.
@@ -54,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSendTest(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return runOutbox(args[1:], stdout, stderr)
+	case "doctor":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runDoctor(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "kapacitor-squadcast %s (commit %s, %s)\n", version, commit(), goVersion())
 		return 0
