@@ -181,8 +181,8 @@ func (h *handler) checkToken(hd http.Header) string {
 	case len(auth) > 1:
 		return "more than one Authorization header"
 	}
-	scheme, cred, _ := strings.Cut(auth[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	scheme, cred, ok := strings.Cut(auth[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "the Authorization header is not a bearer token (want Authorization: Bearer <token>)"
 	}
 	// Hashing both sides makes the comparison's time independent of the
