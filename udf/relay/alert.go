@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -188,8 +189,8 @@ func scalar(r json.RawMessage, isTime bool) (interface{}, bool) {
 	}
 	switch c := r[0]; {
 	case c == '"':
-		var s string
-		if json.Unmarshal(r, &s) != nil {
+		s, ok := unquote(r)
+		if !ok {
 			return nil, false
 		}
 		if !isTime {
@@ -207,6 +208,17 @@ func scalar(r json.RawMessage, isTime bool) (interface{}, bool) {
 		return json.Number(r), true
 	}
 	return nil, false // an array or an object
+}
+
+// unquote decodes a JSON string that json.Unmarshal has checked: without
+// escapes and in valid UTF-8 it is its bytes between the quotes.
+func unquote(r json.RawMessage) (string, bool) {
+	if in := r[1 : len(r)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in), true
+	}
+	var s string
+	err := json.Unmarshal(r, &s)
+	return s, err == nil
 }
 
 // parseLevel parses a level spelt exactly as Kapacitor writes it.

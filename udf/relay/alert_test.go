@@ -173,3 +173,14 @@ func TestQuoteCuts(t *testing.T) {
 	assert.Equal(t, `"`+strings.Repeat("a", 63)+`"...`, quote(strings.Repeat("a", 63)+"é"+"z"))
 	assert.Equal(t, `"\x00\n\u202e"`, quote("\x00\n\u202e"))
 }
+
+// TestUnquote: the fast path agrees with encoding/json.
+func TestUnquote(t *testing.T) {
+	for _, r := range []string{`""`, `"a"`, `"é"`, `"a\u00e9\n\"\\\/"`, "\"\xff\xfe\"", `"\ud800"`, "\"a\xc3\""} {
+		var want string
+		require.NoError(t, json.Unmarshal([]byte(r), &want), r)
+		got, ok := unquote(json.RawMessage(r))
+		assert.True(t, ok, r)
+		assert.Equal(t, want, got, r)
+	}
+}
