@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -77,6 +78,7 @@ type wireAlert struct {
 	} `json:"data"`
 }
 
+// wireSeries is the JSON of models.Row, its values left raw for scalar.
 type wireSeries struct {
 	Name    string              `json:"name"`
 	Tags    map[string]string   `json:"tags"`
@@ -104,6 +106,9 @@ func ParseAlert(body []byte) (*Alert, error) {
 			return nil, fmt.Errorf("%w: %s at byte %d", ErrNotJSON, trimJSONPrefix(syntax.Error()), syntax.Offset)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrNotAlert, typeReason(err))
+	}
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return nil, fmt.Errorf("%w: the body is JSON null, not an object", ErrNotAlert)
 	}
 	a, reason := w.alert()
 	if reason != "" {
@@ -162,7 +167,7 @@ func (ws *wireSeries) series() (Series, string) {
 	}
 	for i, raw := range ws.Values {
 		if len(raw) != len(ws.Columns) {
-			return Series{}, fmt.Sprintf("values[%d] has %d values for %d columns", i, len(raw), len(ws.Columns))
+			return Series{}, fmt.Sprintf("values[%d]: %d values for %d columns", i, len(raw), len(ws.Columns))
 		}
 		row := make([]interface{}, len(raw))
 		for j, r := range raw {
@@ -238,26 +243,26 @@ func typeReason(err error) string {
 		if typ.Field == "" {
 			return fmt.Sprintf("the body is a JSON %s, not an object", cut(typ.Value))
 		}
-		return fmt.Sprintf("%s is a JSON %s, not %s", quote(typ.Field), cut(typ.Value), kindName(typ.Type.Kind().String()))
+		return fmt.Sprintf("%s is a JSON %s, not %s", quote(typ.Field), cut(typ.Value), kindName(typ.Type.Kind()))
 	}
 	return "does not decode" // not reached: json.Unmarshal's other errors are syntax errors
 }
 
 // kindName names the JSON a Go kind decodes from.
-func kindName(kind string) string {
+func kindName(kind reflect.Kind) string {
 	switch kind {
-	case "string", "ptr":
+	case reflect.String, reflect.Pointer: // the pointers are *string
 		return "a string"
-	case "int64":
+	case reflect.Int64:
 		return "an integer"
-	case "bool":
+	case reflect.Bool:
 		return "true or false"
-	case "slice":
+	case reflect.Slice:
 		return "an array"
-	case "map", "struct":
+	case reflect.Map, reflect.Struct:
 		return "an object"
 	}
-	return kind
+	return kind.String()
 }
 
 // trimJSONPrefix removes the "json: " some encoding/json errors start with.
