@@ -32,11 +32,19 @@
 // answered 200: the alert is being delivered from memory, and Kapacitor
 // never resends a request, so a 5xx would only lose it.
 //
+// The body is read in full (up to MaxBody) before the answer, and only
+// once the path, method, token and content type pass: a request refused
+// before that, or whose Content-Length is over MaxBody, is answered
+// without reading its body (net/http then drains or closes the
+// connection). A body without a Content-Length is read up to MaxBody
+// bytes: one byte more and it is refused.
+//
 // A body Kapacitor did not shape (an [[httppost]] alert-template or
 // row-template) is not an alert and is refused. ParseAlert is strict on what
 // the Sink relies on (an id, Kapacitor's levels spelt as Kapacitor writes
 // them, an RFC 3339 time, an integer duration, rows as wide as their
-// columns) and ignores fields it does not know. Alert.Details is as
+// columns) and ignores fields it does not know. Numbers in the rows are
+// handed over as json.Number, the "time" column as time.Time (see Series). Alert.Details is as
 // Kapacitor rendered it (HTML-escaped by default), and the body handed to
 // the Sink is byte for byte the one received.
 //
