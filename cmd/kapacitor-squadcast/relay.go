@@ -109,6 +109,9 @@ func (d *Daemon) listenRelay() error {
 	rc := relay.Config{Sink: d.sender, MaxBody: int64(d.cfg.RelayMaxBody), Token: token, Logger: d.log.Named("relay")}
 	if d.metrics != nil {
 		rc.Observer = d.metrics
+		for _, r := range relay.AllResults() {
+			d.metrics.relayed.WithLabelValues(string(r)) // each result present from the start
+		}
 	}
 	d.relayLn = ln
 	d.relaySrv = &http.Server{Handler: relay.NewHandler(rc), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}

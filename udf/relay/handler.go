@@ -147,6 +147,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (endpoint string
 			reason: "unknown endpoint " + quote(endpoint)}
 	}
 	if err := h.sink.Relay(endpoint, alert, body); err != nil {
+		if errors.Is(err, ErrNotTaken) {
+			h.log.Error("relay: alert not taken", zap.String("endpoint", cut(endpoint)), zap.String("id", cut(alert.ID)), zap.Error(err))
+			return endpoint, answer{result: ResultNotTaken, status: http.StatusServiceUnavailable, reason: "not taken: the daemon cannot take alerts now"}
+		}
 		h.log.Error("relay: alert accepted but not durable (delivered from memory)",
 			zap.String("endpoint", cut(endpoint)), zap.String("id", cut(alert.ID)), zap.Error(err))
 		return endpoint, answer{result: ResultNotDurable, status: http.StatusOK, reason: "accepted, not durable"}

@@ -105,6 +105,17 @@ func TestNotDurable(t *testing.T) {
 	assert.Equal(t, "cpu:nil", errs[0].ContextMap()["id"])
 }
 
+// TestNotTaken: a Sink that did not take the alert (ErrNotTaken: the
+// daemon is stopping) is answered 503, logged and counted.
+func TestNotTaken(t *testing.T) {
+	f := newFixture(Config{})
+	f.sink.err = fmt.Errorf("drop relayed event: %w: sender is closed", ErrNotTaken)
+	checkAnswer(t, f, f.do(post("/relay/ops", kapacitorBody)), 503, ResultNotTaken, "not taken: the daemon cannot take alerts now\n")
+	errs := f.logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	require.Len(t, errs, 1)
+	assert.Equal(t, "relay: alert not taken", errs[0].Message)
+}
+
 // TestSinkPanics: a panic in the Sink is answered 500, logged and counted,
 // and the handler goes on serving.
 func TestSinkPanics(t *testing.T) {

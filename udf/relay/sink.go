@@ -1,5 +1,12 @@
 package relay
 
+import "errors"
+
+// ErrNotTaken is wrapped by the error of a Sink.Relay that did not take the
+// alert at all (the daemon is stopping, or cannot hold more): unlike a
+// failed write, the alert is not being delivered, so the answer is 503.
+var ErrNotTaken = errors.New("the alert was not taken")
+
 // Sink takes the relayed alerts. It is implemented by the daemon's sender.
 // Its methods are called on the requests' goroutines, concurrently.
 type Sink interface {
@@ -10,7 +17,9 @@ type Sink interface {
 	// to an endpoint of Kapacitor's format). It returns once the alert is on
 	// disk; an error means it is not durable (it is still being delivered
 	// from memory): the handler answers 200 all the same (Kapacitor never
-	// resends), and logs and counts it.
+	// resends), and logs and counts it. An error wrapping ErrNotTaken means
+	// the alert was not taken at all (the daemon is stopping, say): the
+	// handler answers 503.
 	//
 	// The alert and the body are the Sink's to keep: the handler does not
 	// touch them again. A panic is recovered, answered 500 and counted.
@@ -37,6 +46,9 @@ const (
 	// ResultNotDurable: Sink.Relay failed to make the alert durable; it is
 	// delivered from memory (200: Kapacitor never resends).
 	ResultNotDurable Result = "not_durable"
+	// ResultNotTaken: Sink.Relay did not take the alert (ErrNotTaken): the
+	// daemon is stopping, or cannot hold more (503).
+	ResultNotTaken Result = "not_taken"
 	// ResultNotFound: the path is not /relay/<endpoint> (404).
 	ResultNotFound Result = "not_found"
 	// ResultBadMethod: the method is not POST (405).
@@ -64,7 +76,7 @@ const (
 // AllResults returns every Result, for metrics that want each label
 // present from the start.
 func AllResults() []Result {
-	return []Result{ResultAccepted, ResultNotDurable, ResultNotFound, ResultBadMethod,
+	return []Result{ResultAccepted, ResultNotDurable, ResultNotTaken, ResultNotFound, ResultBadMethod,
 		ResultUnauthorized, ResultBadContentType, ResultTooLarge, ResultReadError, ResultNotJSON,
 		ResultNotAlert, ResultUnknownEndpoint, ResultPanic}
 }
