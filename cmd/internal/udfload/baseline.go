@@ -91,50 +91,67 @@ func runDropUDF(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// dropProcess is the baseline UDF running in a process of its own: this
-// program started again with the drop-udf subcommand.
-type dropProcess struct {
-	Socket string
-	cmd    *exec.Cmd
-	done   chan struct{}
+// selfProcess is a baseline running in a process of its own, as the
+// daemon does: this program started again with a subcommand (drop-udf,
+// relay-nostore), listening on Addr (a unix socket's path or a TCP
+// host:port).
+type selfProcess struct {
+	Addr    string
+	network string
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
-// startDropProcess starts the baseline on socket and waits for the socket.
-func startDropProcess(socket string) (*dropProcess, error) {
+// startDropProcess starts the baseline UDF on socket and waits for the socket.
+func startDropProcess(socket string) (*selfProcess, error) {
+	return startSelf("the baseline UDF", "unix", socket, "drop-udf", "-socket", socket)
+}
+
+// startSelf starts this program with args, which make it listen on addr,
+// and waits until it accepts connections there; what names it in errors.
+func startSelf(what, network, addr string, args ...string) (*selfProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("locating this program to start the baseline UDF: %w", err)
+		return nil, fmt.Errorf("locating this program to start %s: %w", what, err)
 	}
-	p := &dropProcess{Socket: socket, cmd: exec.Command(self, "drop-udf", "-socket", socket), done: make(chan struct{})}
+	p := &selfProcess{Addr: addr, network: network, cmd: exec.Command(self, args...), done: make(chan struct{})}
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the baseline UDF: %w", err)
+		return nil, fmt.Errorf("starting %s: %w", what, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := waitListening(network, addr, p.done, 30*time.Second); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return p, nil
+}
+
+// waitListening waits until addr accepts a connection, or done is closed
+// (the process that is to listen exited), or timeout has passed.
+func waitListening(network, addr string, done <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
-		if c, err := net.Dial("unix", socket); err == nil {
+		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
-			return p, nil
+			return nil
 		}
 		select {
-		case <-p.done:
-			return nil, errors.New("the baseline UDF exited during start-up")
+		case <-done:
+			return fmt.Errorf("exited before listening on %s", addr)
 		case <-ctx.Done():
-			p.Stop()
-			return nil, errors.New("the baseline UDF did not listen within 30s")
+			return fmt.Errorf("not listening on %s within %s", addr, timeout)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// Pid returns the baseline's process id.
-func (p *dropProcess) Pid() int { return p.cmd.Process.Pid }
-
-// Stop kills the baseline and removes its socket.
-func (p *dropProcess) Stop() {
+// Stop kills the baseline and removes its socket, if it has one.
+func (p *selfProcess) Stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
-	os.Remove(p.Socket)
+	if p.network == "unix" {
+		os.Remove(p.Addr)
+	}
 }

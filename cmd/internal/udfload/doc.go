@@ -11,12 +11,19 @@
 //     to a task using @squadcast() and to one using the drop UDF);
 //   - delivery of 200 incidents opened at once to an endpoint taking 100 ms
 //     per request, the daemon against kapacitord's own |alert().post();
+//   - the relay for Kapacitor's .post() (serve --relay-listen): delivery
+//     of 200 incidents opened at once to the 100 ms endpoint by a
+//     kapacitord task whose .post() goes through the relay, against the
+//     same .post() straight to the endpoint; the relay's answer latency to
+//     alerts posted one at a time, and its requests per second from 8
+//     concurrent posters, each against a relay that stores nothing (the
+//     same handler with a Sink that keeps no alert, udfload relay-nostore);
 //   - latency from a point's arrival at the socket to its event's request
 //     reaching an idle endpoint;
 //   - memory: the daemon's RSS holding 1,000,000 alerting groups;
 //   - the outbox's cost: the daemon's socket server with its sender against
 //     the same with a publisher that discards events.
 //
-// The kapacitord rows need $KAPACITORD (make bench sets it); without it
+// The kapacitord rows (and the relay's delivery row) need $KAPACITORD (make bench sets it); without it
 // they are left out and the table says so.
 package main

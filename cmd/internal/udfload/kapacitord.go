@@ -31,14 +31,15 @@ func squadcastScript(udfName, url string) string {
 
 func dropScript() string { return fromCPU + "    @drop()\n" }
 
-func postScript(endpoint string) string {
+// postScript is the task whose |alert() posts with kapacitord's own
+// handler: post is `.post('URL')`, or `.post()` and its `.endpoint()`.
+func postScript(post string) string {
 	return fromCPU + `    |alert()
         .crit(lambda: "usage_idle" < 10)
         .warn(lambda: "usage_idle" < 25)
         .info(lambda: "usage_idle" < 40)
         .stateChangesOnly()
-        .post()
-            .endpoint('` + endpoint + "')\n"
+        ` + post + "\n"
 }
 
 // defineTask defines and enables a task reading database db and waits until it runs.
@@ -152,22 +153,32 @@ func (r *rig) kapacitordRuns(ctx context.Context) error {
 // daemon), squadcastw (dw) and drop, and the [[httppost]] endpoint slow,
 // and defines the tasks of the runs.
 func (r *rig) startKapacitord(dw *stack.Daemon) (*stack.Kapacitord, error) {
-	logf(r.stderr, "starting kapacitord")
-	k, err := stack.StartKapacitord(stack.KapacitordConfig{
+	return r.startKapacitordWith(stack.KapacitordConfig{
 		UDFSocket: r.daemon.Socket,
-		MoreUDFs:  map[string]string{"squadcastw": dw.Socket, "drop": r.drop.Socket},
+		MoreUDFs:  map[string]string{"squadcastw": dw.Socket, "drop": r.drop.Addr},
 		HTTPPost:  map[string]string{"slow": r.e.URL + "/post/x"},
+	}, []taskDef{
+		{"kin_sq", squadcastScript("squadcast", r.e.URL+"/kin/benchkey")},
+		{"kin_drop", dropScript()},
+		{"dl_post", postScript(".post()\n            .endpoint('slow')")},
+		{"dl_sq", squadcastScript("squadcast", r.e.URL+"/dsq/benchkey")},
+		{"dl_sqw", squadcastScript("squadcastw", r.e.URL+"/dsqw/benchkey")},
 	})
+}
+
+// taskDef is a task of a run: its id, which is also the database it reads,
+// and its TICKscript.
+type taskDef struct{ id, script string }
+
+// startKapacitordWith starts kapacitord with cfg and defines and enables
+// the tasks. The caller stops it.
+func (r *rig) startKapacitordWith(cfg stack.KapacitordConfig, tasks []taskDef) (*stack.Kapacitord, error) {
+	logf(r.stderr, "starting kapacitord")
+	k, err := stack.StartKapacitord(cfg)
 	if err != nil {
 		return nil, err
 	}
-	for _, task := range []struct{ id, script string }{
-		{"kin_sq", squadcastScript("squadcast", r.e.URL+"/kin/benchkey")},
-		{"kin_drop", dropScript()},
-		{"dl_post", postScript("slow")},
-		{"dl_sq", squadcastScript("squadcast", r.e.URL+"/dsq/benchkey")},
-		{"dl_sqw", squadcastScript("squadcastw", r.e.URL+"/dsqw/benchkey")},
-	} {
+	for _, task := range tasks {
 		if err := defineTask(k, task.id, task.id, task.script); err != nil {
 			k.Stop()
 			return nil, err

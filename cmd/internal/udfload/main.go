@@ -18,6 +18,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "drop-udf" {
 		os.Exit(runDropUDF(os.Args[2:], os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "relay-nostore" {
+		os.Exit(runNoStoreRelay(os.Args[2:], os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -30,6 +33,8 @@ type config struct {
 	memLimit       string
 	latencySamples int
 	deliveries     int
+	relaySamples   int
+	relayRequests  int
 	workers        int
 	goBench        bool
 	benchtime      string
@@ -37,7 +42,7 @@ type config struct {
 }
 
 // runNames are the runs -only can name, in the order they run.
-var runNames = []string{"gobench", "ingest", "latency", "outbox", "kapacitord", "memory"}
+var runNames = []string{"gobench", "ingest", "latency", "outbox", "kapacitord", "relay", "memory"}
 
 // runs reports whether the run named name is to be made.
 func (c config) runs(name string) bool { return c.only == nil || c.only[name] }
@@ -69,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.memLimit, "memory-gomemlimit", "", "also run the memory run with the daemon under this GOMEMLIMIT (Go's soft memory limit, e.g. 250MiB); empty: only with Go's defaults")
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "events timed in the latency run")
 	fs.IntVar(&c.deliveries, "deliveries", 200, "incidents opened at once in the delivery run")
+	fs.IntVar(&c.relaySamples, "relay-samples", 1000, "alerts posted one at a time to the relay, and as many to its baseline, in the relay's latency run")
+	fs.IntVar(&c.relayRequests, "relay-requests", 4000, "alerts per round of the relay's throughput run, from 8 concurrent posters")
 	fs.IntVar(&c.workers, "workers", 8, "--workers of the second daemon of the delivery run, for comparison (the first has the default)")
 	fs.BoolVar(&c.goBench, "gobench", true, "run the module's Go benchmarks first")
 	fs.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")

@@ -21,7 +21,7 @@ type rig struct {
 	stderr io.Writer
 
 	daemon *stack.Daemon // for the ingest, latency and kapacitord runs
-	drop   *dropProcess  // for the ingest and kapacitord runs
+	drop   *selfProcess  // for the ingest and kapacitord runs
 	stops  []func()
 }
 
@@ -29,9 +29,15 @@ type rig struct {
 // name in r.dir, delivering to the endpoint, with more environment
 // variables and arguments. The caller stops it.
 func (r *rig) startDaemon(name string, env []string, args ...string) (*stack.Daemon, error) {
+	return r.startDaemonTo(name, "default", env, args...)
+}
+
+// startDaemonTo is startDaemon delivering to the endpoint under path
+// segment seg.
+func (r *rig) startDaemonTo(name, seg string, env []string, args ...string) (*stack.Daemon, error) {
 	return stack.StartDaemon(stack.DaemonConfig{
 		Binary: r.bin, Socket: filepath.Join(r.dir, name+".sock"), DataDir: filepath.Join(r.dir, name),
-		URL: r.e.URL + "/default/benchkey", LogLevel: "warn", Env: env, Args: args,
+		URL: r.e.URL + "/" + seg + "/benchkey", LogLevel: "warn", Env: env, Args: args,
 	})
 }
 
@@ -67,7 +73,8 @@ func (r *rig) startShared() error {
 
 // runSelected makes the selected runs but gobench, in the order of
 // runNames, each adding its rows to the table. It stops early, with ctx's
-// error, when ctx is done after the ingest, outbox and kapacitord runs.
+// error, when ctx is done after the ingest, outbox, kapacitord and relay
+// runs.
 func (r *rig) runSelected(ctx context.Context) error {
 	if err := r.startShared(); err != nil {
 		return err
@@ -94,6 +101,12 @@ func (r *rig) runSelected(ctx context.Context) error {
 		return err
 	}
 	if err := r.kapacitordRuns(ctx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.relayRuns(ctx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

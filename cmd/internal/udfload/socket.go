@@ -41,7 +41,7 @@ func (r *rig) socketIngest() error {
 		logf(r.stderr, "socket ingest: %d rounds of %d points (%d state changes each)", r.c.rounds, r.c.points, l.changes(r.c.points))
 		daemonOpts := append(squadcastOptions(), urlOption(r.e, "ingest"))
 		base, ours, err := compare(r.c.rounds,
-			func() (float64, error) { return ingest(r.drop.Socket, squadcastOptions(), f) },
+			func() (float64, error) { return ingest(r.drop.Addr, squadcastOptions(), f) },
 			func() (float64, error) { return ingest(r.daemon.Socket, daemonOpts, f) })
 		if err != nil {
 			return fmt.Errorf("socket ingest: %w", err)

@@ -196,6 +196,9 @@ func TestParseOnly(t *testing.T) {
 	assert.True(t, c.runs("memory"))
 	assert.True(t, c.runs("latency"))
 	assert.False(t, c.runs("ingest"))
+	only, err = parseOnly("relay")
+	require.NoError(t, err)
+	assert.True(t, config{only: only}.runs("relay"))
 	_, err = parseOnly("memory,nope")
 	assert.ErrorContains(t, err, `unknown run "nope"`)
 }
