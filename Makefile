@@ -44,7 +44,7 @@ lint:
 # of one package at a time), starting from its seed corpus in the package's
 # testdata/fuzz/<Name>/. A failing input is saved there and fails `make test`.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := udf:FuzzParseOptions udf:FuzzIncidentOptions udf:FuzzExpr udf:FuzzTemplate udf:FuzzConn udf:FuzzPointDecoder udf/relay:FuzzParseAlert squadcast:FuzzRender
+FUZZ_TARGETS := udf:FuzzParseOptions squadcast:FuzzIncidentOptions udf:FuzzExpr udf:FuzzTemplate udf:FuzzConn udf:FuzzPointDecoder udf/relay:FuzzParseAlert squadcast:FuzzRender cmd/kapacitor-squadcast:FuzzDoctorTickPosts
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
