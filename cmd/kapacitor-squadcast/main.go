@@ -30,6 +30,7 @@ Usage:
   kapacitor-squadcast check-config --config FILE
   kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
   kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
+  kapacitor-squadcast state list|drop [--task T [--node N]] (--data-dir DIR | --config FILE)
   kapacitor-squadcast doctor --kapacitor-url URL [--relay-url URL]
   kapacitor-squadcast version
 
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSendTest(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return runOutbox(args[1:], stdout, stderr)
+	case "state":
+		return runState(args[1:], stdout, stderr)
 	case "doctor":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
