@@ -8,6 +8,7 @@
 //	kapacitor-squadcast check-config --config FILE
 //	kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
 //	kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
+//	kapacitor-squadcast state list|drop [--task T [--node N]] (--data-dir DIR | --config FILE)
 //	kapacitor-squadcast doctor --kapacitor-url URL [--relay-url URL]
 //	kapacitor-squadcast version
 //
@@ -15,7 +16,8 @@
 // @squadcast_batch()) on unix sockets with package udf, and delivers the
 // alert events with package squadcast. check-config validates a config
 // file, send-test sends a test incident to one endpoint, outbox lists,
-// retries or drops the events the daemon holds on disk, and doctor lists
+// retries or drops the events the daemon holds on disk, state lists or
+// drops the alert state it saved for each task node, and doctor lists
 // what in a running Kapacitor still posts to Squadcast without the daemon.
 //
 // See README.md, and docs/configuration.md for every flag and config key.
