@@ -20,6 +20,8 @@
 // Writes go through DB.Commit, one transaction for a Batch of values (new
 // and rewritten events, deletions, dead letters and alert-state changes,
 // with one sync to disk), usually driven by a Committer, which gathers
-// what many callers queue into one such batch (group commit). Nothing in
+// what many callers queue into one such batch (group commit). DB.LoadState
+// reads one node's alert state; States, TaskNodes and DropState list and
+// delete many nodes' at once, for the state commands. Nothing in
 // the package's API exposes bbolt.
 package outbox
