@@ -289,7 +289,8 @@ func TestCheckConfig(t *testing.T) {
 // TestHelpListsEveryFlagWithDefault: each command's --help shows every
 // flag and its default.
 func TestHelpListsEveryFlagWithDefault(t *testing.T) {
-	for _, cmd := range [][]string{{"serve"}, {"check-config"}, {"send-test"}, {"outbox", "list"}, {"outbox", "retry"}, {"outbox", "drop"}} {
+	for _, cmd := range [][]string{{"serve"}, {"check-config"}, {"send-test"}, {"outbox", "list"}, {"outbox", "retry"}, {"outbox", "drop"},
+		{"state", "list"}, {"state", "drop"}, {"doctor"}} {
 		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := run(append(cmd, "--help"), &out, &errb)
@@ -309,7 +310,8 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	var out, errb bytes.Buffer
 	run([]string{"serve", "--help"}, &out, &errb)
 	for _, f := range []string{"config", "socket", "socket-mode", "socket-group", "data-dir", "url", "format", "workers", "log-level", "log-format",
-		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen", "memory-limit"} {
+		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen", "memory-limit",
+		"relay-listen", "relay-max-body", "relay-token-file"} {
 		assert.Contains(t, errb.String(), "\n  -"+f+" ", "serve --help lists -%s", f)
 	}
 }

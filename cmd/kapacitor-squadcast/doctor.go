@@ -19,10 +19,10 @@ const doctorUsage = `Usage: kapacitor-squadcast doctor --kapacitor-url URL [--re
 Lists what in a running Kapacitor still posts to Squadcast without the
 daemon, and what to change so that it goes through the daemon's relay
 ('serve --relay-listen'):
-  - tasks whose TICKscript has .post('URL') to a Squadcast host;
-  - [[httppost]] endpoints whose url is a Squadcast host, and what uses them
+  * tasks whose TICKscript has .post('URL') to a Squadcast host;
+  * [[httppost]] endpoints whose url is a Squadcast host, and what uses them
     (.post().endpoint('NAME'), topic handlers with options.endpoint);
-  - topic handlers of kind post whose options.url is a Squadcast host;
+  * topic handlers of kind post whose options.url is a Squadcast host;
 and the @squadcast() (and @squadcast_batch()) tasks that are enabled but not
 executing, with their error. One finding per line. Webhook keys and the
 password in --kapacitor-url are never printed. Exit status 0 when nothing
@@ -51,7 +51,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&c.kapacitorURL, "kapacitor-url", "", "Kapacitor's HTTP API `URL`, e.g. http://localhost:9092 (required; may hold user:password)")
 	fs.StringVar(&c.relayURL, "relay-url", c.relayURL, "the relay's base `URL` (http://ADDR of serve's --relay-listen) used in the advice; a URL with a /relay/NAME path is used as it is")
 	fs.StringVar(&c.endpoint, "relay-endpoint", c.endpoint, "the daemon's endpoint `name` the advice routes to (/relay/NAME)")
-	fs.StringVar(&c.hosts, "squadcast-hosts", "", "more Squadcast `hosts`, comma-separated, besides api.squadcast.com, api.eu.squadcast.com and *.squadcast.com (a name starting with '.' matches a domain)")
+	fs.StringVar(&c.hosts, "squadcast-hosts", "", "more Squadcast `hosts`, comma-separated, besides api.squadcast.com, api.eu.squadcast.com and *.squadcast.com (a name starting with '.' matches a domain) (default none)")
 	fs.StringVar(&c.udfName, "udf-name", c.udfName, "the UDF's `name` in kapacitor.conf: tasks using @NAME() or @NAME_batch() are checked")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "how long reading Kapacitor's API may take in all")
 	fs.Usage = func() {
