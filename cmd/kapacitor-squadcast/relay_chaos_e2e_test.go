@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -27,11 +28,13 @@ import (
 // endpoint, stand-in A, and C each answer their first relayChaosFailures
 // requests 503 with Retry-After: 1. relayChaosHosts hosts trigger and
 // recover relayChaosPoints/2 times each, written in three parts:
-//  1. with the daemon up: the relay acknowledges every event, and A's
-//     outage keeps them pending; then the daemon is killed with SIGKILL;
-//  2. with the daemon down: Kapacitor's .post() to the relay gets no
-//     answer (502 from the proxy): those events are Kapacitor's losses,
-//     not the daemon's, and nothing acknowledges them;
+//  1. the daemon is killed with SIGKILL right after the relay's
+//     relayChaosKillAt-th answer of 200, in the middle of this part,
+//     while A's outage keeps the acknowledged events pending;
+//  2. with the daemon down: Kapacitor's .post() to the relay (the rest of
+//     part 1, and part 2) gets no answer (502 from the proxy): those events
+//     are Kapacitor's losses, not the daemon's, and nothing acknowledges
+//     them;
 //  3. after a restart on the same data dir and relay address.
 //
 // Per incident, the distinct bodies A accepted must be exactly the
@@ -42,15 +45,15 @@ func TestE2ERelayChaos(t *testing.T) {
 	r := startRelayChaos(t)
 	r.defineTask(t)
 
+	killed := r.killAtAck(relayChaosKillAt)
 	r.write(t, 0, relayChaosPoints*2/5)
-	part1 := r.awaitPosted(t, relayChaosPoints*2/5)
-	r.crash(t, part1)
-
+	r.crash(t, killed)
+	r.awaitPosted(t, relayChaosPoints*2/5)
 	r.write(t, relayChaosPoints*2/5, relayChaosPoints*3/5)
 	part2 := r.awaitPosted(t, relayChaosPoints*3/5)
 	_, acked := r.proxy.counts()
-	require.Equal(t, part1, acked, "the relay acknowledged nothing while the daemon was down")
-	t.Logf("while the daemon was down, Kapacitor's .post() to the relay lost %d events (no answer): Kapacitor's losses, not the daemon's", part2-part1)
+	require.Equal(t, relayChaosKillAt, acked, "the relay acknowledged nothing while the daemon was down")
+	t.Logf("while the daemon was down, Kapacitor's .post() to the relay lost %d events (no answer): Kapacitor's losses, not the daemon's", part2-acked)
 
 	r.rd.start(t)
 	r.checkResumed(t)
@@ -72,6 +75,10 @@ const (
 	// relayChaosPoints is the number of points per host, alternately
 	// critical and OK: each is an event. A multiple of 5 (the parts).
 	relayChaosPoints = 10
+	// relayChaosKillAt is the number of events the relay acknowledges
+	// before the daemon is killed: in the middle of the first part's
+	// relayChaosHosts*relayChaosPoints*2/5 events.
+	relayChaosKillAt = 120
 	// relayChaosDirect is the path of the twin .post() on C.
 	relayChaosDirect = "/direct"
 )
@@ -173,15 +180,35 @@ func (r *relayChaos) awaitPosted(t *testing.T, points int) int {
 	return int(want)
 }
 
-// crash checks that the relay acknowledged every event so far and that
-// they are still pending behind A's outage, then kills the daemon.
-func (r *relayChaos) crash(t *testing.T, events int) {
+// killAtAck makes the proxy kill the daemon (SIGKILL) right after the
+// relay's acked-th answer of 200, before Kapacitor sees that answer, so
+// in the middle of Kapacitor's posting. The channel closes once it is dead.
+func (r *relayChaos) killAtAck(acked int) <-chan struct{} {
+	killed := make(chan struct{})
+	d := r.rd.daemon()
+	r.proxy.AfterAck(func(n int) {
+		if n == acked {
+			d.Kill()
+			close(killed)
+		}
+	})
+	return killed
+}
+
+// crash waits for the kill and checks that the acknowledged events were
+// still pending behind A's outage.
+func (r *relayChaos) crash(t *testing.T, killed <-chan struct{}) {
 	t.Helper()
+	select {
+	case <-killed:
+	case <-time.After(60 * time.Second):
+		seen, acked := r.proxy.counts()
+		t.Fatalf("the relay acknowledged %d events of %d posted, want %d before the kill", acked, seen, relayChaosKillAt)
+	}
 	_, acked := r.proxy.counts()
-	require.Equal(t, events, acked, "the relay acknowledged every event while up")
-	r.rd.daemon().Kill()
+	require.Equal(t, relayChaosKillAt, acked, "events acknowledged at the kill")
 	failed, delivered := countStatus(r.a.Requests(), http.StatusServiceUnavailable), len(okRequests(r.a.Requests()))
-	t.Logf("SIGKILL with %d events acknowledged: A had answered %d requests 503, accepted %d", acked, failed, delivered)
+	t.Logf("SIGKILL right after the relay's answer %d (Kapacitor still posting): A had answered %d requests 503, accepted %d", acked, failed, delivered)
 	require.Less(t, failed, relayChaosFailures, "the outage must outlast the first daemon, or the crash tests nothing")
 	require.Less(t, delivered, acked, "acknowledged events are pending at the crash")
 }
@@ -225,8 +252,15 @@ func (r *relayChaos) awaitDeliveries(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, p := range problems {
+	for i, p := range problems {
+		if i == 10 {
+			t.Errorf("... and %d more", len(problems)-i)
+			break
+		}
 		t.Error(p)
+	}
+	for i, req := range r.a.Requests() {
+		assertNoTokenSent(t, req, fmt.Sprintf("A's request %d", i))
 	}
 	ok := okRequests(r.a.Requests())
 	t.Logf("A accepted %d requests (%d repeats) for %d acknowledged events, after %d answers of 503",
@@ -247,7 +281,11 @@ func relayChaosProblems(want, got map[string][]string) []string {
 			i++
 		}
 		if i < min(len(w), len(g)) {
-			problems = append(problems, fmt.Sprintf("incident %s: delivery %d of %d differs:\nacknowledged %q\ndelivered    %q", id, i, len(w), w[i], g[i]))
+			wk, gk := relayEventKey(w[i]), relayEventKey(g[i])
+			if wk == gk {
+				gk += fmt.Sprintf(" with another body (%d bytes, acknowledged %d)", len(g[i]), len(w[i]))
+			}
+			problems = append(problems, fmt.Sprintf("incident %s: distinct delivery %d of %d: acknowledged %s, delivered %s", id, i, len(w), wk, gk))
 		} else {
 			problems = append(problems, fmt.Sprintf("incident %s: %d distinct events delivered, %d acknowledged", id, len(g), len(w)))
 		}
@@ -258,6 +296,15 @@ func relayChaosProblems(want, got map[string][]string) []string {
 		}
 	}
 	return problems
+}
+
+// relayEventKey says which event a body is: its time and level.
+func relayEventKey(body string) string {
+	var ev struct{ Time, Level string }
+	if err := json.Unmarshal([]byte(body), &ev); err != nil {
+		return fmt.Sprintf("%q", body)
+	}
+	return ev.Time + "=" + ev.Level
 }
 
 func countBodies(m map[string][]string) int {

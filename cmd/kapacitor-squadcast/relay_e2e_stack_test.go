@@ -219,3 +219,17 @@ func firstOccurrences(bodies []string) []string {
 	}
 	return out
 }
+
+// assertNoTokenSent checks that a request the daemon sent to Squadcast
+// carries neither the relay's token nor an Authorization header: the
+// relay takes the token, it does not pass it on.
+func assertNoTokenSent(t *testing.T, req stack.Request, what string) {
+	t.Helper()
+	assert.Empty(t, req.Header.Values("Authorization"), "%s: Authorization", what)
+	for name, values := range req.Header {
+		for _, v := range values {
+			assert.NotContains(t, v, relayE2EToken, "%s: header %s", what, name)
+		}
+	}
+	assert.NotContains(t, string(req.Body), relayE2EToken, "%s: body", what)
+}

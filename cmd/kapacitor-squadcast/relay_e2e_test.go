@@ -189,6 +189,7 @@ func (r *relayDiff) compare(t *testing.T) {
 	for i, req := range r.a.Requests() {
 		require.Equal(t, relayE2EPath, req.Path, "A's request %d", i)
 		require.Equal(t, 200, req.Status, "A's request %d", i)
+		assertNoTokenSent(t, req, fmt.Sprintf("A's request %d", i))
 	}
 	for i, req := range r.b.Requests() {
 		require.Equal(t, "application/json", req.Header.Get("Content-Type"), "B's request %d", i)

@@ -21,8 +21,10 @@ type relaySniffer struct {
 	srv    *httptest.Server
 	client *http.Client
 
-	mu   sync.Mutex
-	seen []sniffed
+	mu       sync.Mutex
+	seen     []sniffed
+	acked    int
+	afterAck func(acked int)
 }
 
 // sniffed is one request through the proxy: its body, and the relay's
@@ -73,7 +75,14 @@ func (s *relaySniffer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.seen = append(s.seen, sniffed{body: string(body), status: status})
+	if status == http.StatusOK {
+		s.acked++
+	}
+	acked, afterAck := s.acked, s.afterAck
 	s.mu.Unlock()
+	if status == http.StatusOK && afterAck != nil {
+		afterAck(acked)
+	}
 	if status == 0 {
 		http.Error(w, "the relay did not answer", http.StatusBadGateway)
 		return
@@ -81,6 +90,16 @@ func (s *relaySniffer) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(status)
 	_, _ = w.Write(answer)
+}
+
+// AfterAck sets a function called with the number of requests the relay
+// has answered 200 so far, after each such answer and before it is passed
+// on to Kapacitor (which sends nothing more meanwhile: one request at a
+// time per handler).
+func (s *relaySniffer) AfterAck(f func(acked int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterAck = f
 }
 
 // Seen returns the requests forwarded so far, in order.
