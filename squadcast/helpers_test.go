@@ -213,6 +213,11 @@ func settled(s *Sender) bool {
 	if len(sc.waiting) > 0 && !sc.waiting[0].due.After(s.clock.Now()) {
 		return false
 	}
+	for _, th := range sc.throttles {
+		if !th.pumpAt.IsZero() && !th.pumpAt.After(s.clock.Now()) {
+			return false // a slot is due
+		}
+	}
 	n := 0
 	for _, inc := range sc.incidents {
 		if inc.busy {

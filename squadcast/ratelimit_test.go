@@ -190,7 +190,7 @@ func TestRateLimitInheritedByInlineURL(t *testing.T) {
 	require.Same(t, a, b)
 	require.Same(t, a, c)
 	require.Equal(t, RateLimit{15, time.Minute}, a.limit)
-	require.InDelta(t, 0.25, float64(a.limiter.Limit()), 1e-9)
+	require.Equal(t, 4*time.Second, a.interval, "15/m: one request every 4s")
 }
 
 // TestThrottlePausesEndpoint: a 429 with Retry-After pauses every incident
@@ -280,4 +280,83 @@ func TestLongBackoffDoesNotBlock(t *testing.T) {
 	require.Eventually(t, func() bool { return len(fh.recorded()) == 2 }, 10*time.Second, time.Millisecond)
 	require.Equal(t, time.Minute+30*time.Second, fh.recorded()[1])
 	require.Equal(t, uint64(1), s.Stats().Retried)
+}
+
+// TestRateLimitPriority: under a rate limit, each slot goes to the waiting
+// incident whose next event matters most: CRITICAL triggers, then
+// resolves, then WARNING, then INFO, oldest first within a class; the
+// events of one incident keep their order.
+func TestRateLimitPriority(t *testing.T) {
+	rec := newRecorder(t)
+	s, _, clk, _ := newClockSender(t, Config{
+		Endpoints: []Endpoint{{Name: "limited", URL: rec.URL + "/k/" + secretKey, Format: FormatIncidentWebhook, RateLimit: RateLimit{5, time.Second}}},
+		Workers:   4,
+	})
+	p, err := s.Open(udf.Destination{Endpoint: "limited"})
+	require.NoError(t, err)
+	event := func(id string, n int, l udf.Level) {
+		ev := webhookEvent(id, n)
+		ev.Level = l
+		require.NoError(t, p.Publish(ev))
+	}
+	for i := range 5 {
+		event(fmt.Sprintf("w%d", i), 0, udf.Warning)
+	}
+	event("x", 0, udf.Warning) // then CRITICAL: its events keep their order
+	event("x", 1, udf.Critical)
+	require.NoError(t, flushNow(p))
+	settle(t, s)
+	require.Equal(t, []string{"w0/0"}, rec.got(), "the bucket holds one token")
+
+	// Later events, more important than the backlog of warnings.
+	event("i", 0, udf.Info)
+	event("r", 0, udf.OK)
+	event("c", 0, udf.Critical)
+	require.NoError(t, flushNow(p))
+	settle(t, s)
+	for range 10 {
+		clk.Advance(200 * time.Millisecond)
+		settle(t, s)
+	}
+	require.Equal(t, []string{"w0/0", "c/0", "r/0", "w1/0", "w2/0", "w3/0", "w4/0", "x/0", "x/1", "i/0"}, rec.got())
+}
+
+// TestPauseReleasesByPriority: when a throttling pause ends, the waiting
+// incidents go in the order of their importance, not of their arrival.
+func TestPauseReleasesByPriority(t *testing.T) {
+	rec := newRecorder(t)
+	var throttled atomic.Bool
+	throttled.Store(true)
+	rec.answer = func(id string, w http.ResponseWriter) bool {
+		if id == "first/0" && throttled.CompareAndSwap(true, false) {
+			w.Header().Set("Retry-After", "10")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}
+	s, _, clk, _ := newClockSender(t, Config{
+		Endpoints: []Endpoint{{Name: "default", URL: rec.URL + "/k/" + secretKey, Format: FormatIncidentWebhook}},
+		Workers:   1,
+	})
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	first := webhookEvent("first", 0)
+	first.Level = udf.Info
+	require.NoError(t, p.Publish(first))
+	require.NoError(t, flushNow(p))
+	require.Eventually(t, func() bool { return rec.count() == 1 }, 10*time.Second, time.Millisecond)
+	settle(t, s) // the endpoint is paused for 10s
+	for i, l := range []udf.Level{udf.Info, udf.Warning, udf.OK, udf.Critical} {
+		ev := webhookEvent(fmt.Sprintf("e%d", i), 0)
+		ev.Level = l
+		require.NoError(t, p.Publish(ev))
+	}
+	require.NoError(t, flushNow(p))
+	settle(t, s)
+	require.Equal(t, 1, rec.count(), "paused")
+	clk.Advance(11 * time.Second)
+	require.Eventually(t, func() bool { return rec.count() == 6 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, []string{"first/0", "e3/0", "e2/0", "e1/0", "first/0", "e0/0"}, rec.got(),
+		"CRITICAL, resolve, WARNING, then the INFO ones, the oldest (the retried one) first")
 }

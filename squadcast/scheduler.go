@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // The scheduler holds the incidents. An incident (webhook URL and alert id)
@@ -46,34 +44,17 @@ func newScheduler(c clock) *scheduler {
 	return sc
 }
 
-// throttle is what the incidents of one webhook URL share: its rate limit
-// and a pause after Squadcast throttled it (429, or 503 with Retry-After).
-// (Endpoints are configured by name; several may share a URL, and so a
-// throttle.)
-type throttle struct {
-	limit       RateLimit
-	limiter     *rate.Limiter // nil without a limit
-	pausedUntil time.Time
-}
-
 // throttle returns the throttle of a URL, creating it. When a URL is shared
 // by endpoints with different rate limits, the strictest applies. Called
 // with sc.mu held.
 func (sc *scheduler) throttle(url string, limit RateLimit) *throttle {
-	ep := sc.throttles[url]
-	if ep == nil {
-		ep = &throttle{}
-		sc.throttles[url] = ep
+	th := sc.throttles[url]
+	if th == nil {
+		th = &throttle{}
+		sc.throttles[url] = th
 	}
-	if limit.stricter(ep.limit) {
-		ep.limit = limit
-		if ep.limiter == nil {
-			ep.limiter = rate.NewLimiter(limit.limit(), 1)
-		} else {
-			ep.limiter.SetLimitAt(sc.clock.Now(), limit.limit())
-		}
-	}
-	return ep
+	th.setLimit(limit)
+	return th
 }
 
 type incidentKey struct{ url, id string }
@@ -88,13 +69,14 @@ const maxKeptIncidents = 4096
 type incident struct {
 	key  incidentKey
 	ep   *throttle // its URL's
+	qIdx int       // index in its throttle's queue, -1 when not in it
 	jobs []*job
 	busy bool // its head is in flight
 
 	queued   bool      // in the ready queue
 	heapIdx  int       // index in the waiting heap, -1 when not in it
 	due      time.Time // when it may go, while in the waiting heap
-	reserved bool      // its head holds a rate-limit reservation
+	reserved bool      // its head holds a rate-limit slot
 }
 
 // waitHeap orders waiting incidents by due time: a container/heap.Interface
@@ -133,7 +115,7 @@ func (sc *scheduler) add(jobs []*job) {
 		key := incidentKey{url: j.target.url, id: j.id}
 		inc := sc.incidents[key]
 		if inc == nil {
-			inc = &incident{key: key, ep: sc.throttle(j.target.url, j.target.rate), heapIdx: -1}
+			inc = &incident{key: key, ep: sc.throttle(j.target.url, j.target.rate), heapIdx: -1, qIdx: -1}
 			sc.incidents[key] = inc
 			sc.peak = max(sc.peak, len(sc.incidents))
 		}
@@ -146,8 +128,8 @@ func (sc *scheduler) add(jobs []*job) {
 
 // schedule puts an idle incident with events in the ready queue, or in the
 // waiting heap until its head may go: not before the head's next attempt,
-// nor while its endpoint is paused, nor before its rate limit allows.
-// Called with sc.mu held.
+// nor while its endpoint is paused; under a rate limit, in its throttle's
+// queue until it gets a slot. Called with sc.mu held.
 func (sc *scheduler) schedule(inc *incident, now time.Time) {
 	due := inc.jobs[0].next
 	if inc.ep.pausedUntil.After(due) {
@@ -157,13 +139,15 @@ func (sc *scheduler) schedule(inc *incident, now time.Time) {
 		sc.wait(inc, due)
 		return
 	}
-	if inc.ep.limiter != nil && !inc.reserved {
-		inc.reserved = true
-		if d := inc.ep.limiter.ReserveN(now, 1).DelayFrom(now); d > 0 {
-			sc.wait(inc, now.Add(d))
-			return
-		}
+	if inc.ep.interval > 0 && !inc.reserved {
+		sc.queue(inc, now)
+		return
 	}
+	sc.makeReady(inc)
+}
+
+// makeReady puts inc in the ready queue, for a worker. Called with sc.mu held.
+func (sc *scheduler) makeReady(inc *incident) {
 	inc.queued = true
 	sc.ready = append(sc.ready, inc)
 	sc.cond.Signal()
@@ -182,8 +166,8 @@ func (sc *scheduler) wait(inc *incident, due time.Time) {
 	}
 }
 
-// run moves waiting incidents to the ready queue when they are due, until
-// close.
+// run moves waiting incidents on when they are due (most important first:
+// see rank), and gives the throttles' slots, until close.
 func (sc *scheduler) run() {
 	for {
 		sc.mu.Lock()
@@ -192,11 +176,16 @@ func (sc *scheduler) run() {
 			return
 		}
 		now := sc.clock.Now()
+		var due []*incident
 		for len(sc.waiting) > 0 && !sc.waiting[0].due.After(now) {
-			sc.schedule(heap.Pop(&sc.waiting).(*incident), now)
+			due = append(due, heap.Pop(&sc.waiting).(*incident))
 		}
-		var next time.Time
-		if len(sc.waiting) > 0 {
+		sortByRank(due)
+		for _, inc := range due {
+			sc.schedule(inc, now)
+		}
+		next := sc.pumpThrottles(now)
+		if len(sc.waiting) > 0 && (next.IsZero() || sc.waiting[0].due.Before(next)) {
 			next = sc.waiting[0].due
 		}
 		sc.mu.Unlock()
