@@ -73,7 +73,9 @@ func e2eStartBatch(t *testing.T, daemonPath string) *e2eStack {
 	return e2eStartWith(t, daemonPath, true)
 }
 
-func e2eStartWith(t *testing.T, daemonPath string, batch bool) *e2eStack {
+// e2eStartWith is e2eStart (or e2eStartBatch when batch), args being more
+// of the daemon's command-line arguments.
+func e2eStartWith(t *testing.T, daemonPath string, batch bool, args ...string) *e2eStack {
 	t.Helper()
 	kapacitord := e2eKapacitord(t)
 	var influxd string
@@ -114,6 +116,7 @@ func e2eStartWith(t *testing.T, daemonPath string, batch bool) *e2eStack {
 		BatchSocket: batchSocket,
 		DataDir:     dataDir,
 		URL:         st.standIn.URL + daemonPath,
+		Args:        args,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
