@@ -84,7 +84,7 @@ bin/kapacitor-squadcast:
 install: bin/kapacitor-squadcast
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SHAREDIR)/examples" "$(DESTDIR)$(SHAREDIR)/tickscripts"
 	$(INSTALL) -m 0755 bin/kapacitor-squadcast "$(DESTDIR)$(BINDIR)/kapacitor-squadcast"
-	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
+	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-relay.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
 		examples/kapacitor-squadcast.toml examples/Dockerfile examples/docker-compose.yml "$(DESTDIR)$(SHAREDIR)/examples/"
 	sed 's|/usr/local/bin/kapacitor-squadcast|$(BINDIR)/kapacitor-squadcast|' examples/kapacitor-squadcast.service \
 		> "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
