@@ -88,8 +88,16 @@ func TestWaitingMetrics(t *testing.T) {
 	assert.NotContains(t, page, strings.TrimPrefix(standIn.URL, "http://"))
 
 	close(release)
+	checkAllDelivered(t, base.URL)
+}
+
+// checkAllDelivered waits until the events of TestWaitingMetrics are
+// delivered: nothing waits any more, and the latency is counted by level.
+func checkAllDelivered(t *testing.T, base string) {
+	t.Helper()
+	var page string
 	require.Eventually(t, func() bool {
-		_, page = scrape(t, base.URL, "/metrics")
+		_, page = scrape(t, base, "/metrics")
 		return metricValue(page, `kapacitor_squadcast_waiting_events{endpoint="default",level="WARNING"}`) == 0 &&
 			metricValue(page, `kapacitor_squadcast_waiting_events{endpoint="inline",level="OK"}`) == 0
 	}, 30*time.Second, 10*time.Millisecond, "all are delivered")
