@@ -3,6 +3,8 @@ package squadcast
 import (
 	"strings"
 	"time"
+
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
 // InlineLabel is the endpoint name an Observer hears for the events of
@@ -15,11 +17,11 @@ const InlineLabel = "inline"
 // reported.
 type Observer interface {
 	// Attempted reports one HTTP attempt: the endpoint's name (InlineLabel
-	// for a task's own URL), its outcome (OutcomeDelivered, OutcomeRetry,
-	// OutcomePermanent or OutcomeExpired; its String is the result label),
-	// how long the attempt took, and how long ago the event was published
-	// (its age when delivered or given up).
-	Attempted(endpoint string, o Outcome, took, age time.Duration)
+	// for a task's own URL), the event's level, the attempt's outcome
+	// (OutcomeDelivered, OutcomeRetry, OutcomePermanent or OutcomeExpired;
+	// its String is the result label), how long the attempt took, and how
+	// long ago the event was published (its age when delivered or given up).
+	Attempted(endpoint string, level udf.Level, o Outcome, took, age time.Duration)
 	// Accepted reports an event taken for delivery to the endpoint (named
 	// as for Attempted), and where it came from. It is called on the
 	// goroutine that hands the event over: a Kapacitor connection's, or a

@@ -21,7 +21,8 @@ type recordingObserver struct {
 	mu       sync.Mutex
 	got      []string // "endpoint result"
 	age      []time.Duration
-	accepted []string // "endpoint source"
+	levels   []udf.Level // of each attempt
+	accepted []string    // "endpoint source"
 }
 
 func (o *recordingObserver) Accepted(endpoint string, source Source) {
@@ -30,10 +31,11 @@ func (o *recordingObserver) Accepted(endpoint string, source Source) {
 	o.accepted = append(o.accepted, endpoint+" "+string(source))
 }
 
-func (o *recordingObserver) Attempted(endpoint string, r Outcome, took, age time.Duration) {
+func (o *recordingObserver) Attempted(endpoint string, level udf.Level, r Outcome, took, age time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.got = append(o.got, endpoint+" "+r.String())
+	o.levels = append(o.levels, level)
 	if took < 0 || age < 0 {
 		o.got = append(o.got, "negative duration")
 	}
@@ -88,6 +90,10 @@ func TestObserverAndHeaders(t *testing.T) {
 	require.Eventually(t, func() bool { st := s.Stats(); return st.Delivered == 3 && st.DeadLettered == 1 }, 10*time.Second, time.Millisecond)
 
 	assert.ElementsMatch(t, []string{"prod retried", "prod delivered", "broken dead_lettered", "inline delivered", "inline delivered"}, obs.results())
+	assert.Empty(t, s.Waiting(), "nothing waits once delivered or given up")
+	obs.mu.Lock()
+	assert.Equal(t, []udf.Level{udf.Critical, udf.Critical, udf.Critical, udf.Critical, udf.Critical}, obs.levels, "each attempt with its event's level")
+	obs.mu.Unlock()
 	obs.mu.Lock()
 	assert.Equal(t, []string{"prod udf", "broken udf", "inline udf", "inline udf"}, obs.accepted, "each event, with its source, as it is taken")
 	obs.mu.Unlock()

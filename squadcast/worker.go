@@ -46,7 +46,7 @@ func (s *Sender) observe(j *job, o Outcome, start time.Time) {
 		return
 	}
 	now := s.clock.Now()
-	s.cfg.Observer.Attempted(j.target.label, o, now.Sub(start), now.Sub(j.created))
+	s.cfg.Observer.Attempted(j.target.label, j.level, o, now.Sub(start), now.Sub(j.created))
 }
 
 // verdict is what one attempt means for its event: the attempt's result,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +32,9 @@ type metrics struct {
 	accepted     *prometheus.CounterVec
 	relayed      *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
+	byLevel      *prometheus.HistogramVec // latency by endpoint and level
 	requests     *prometheus.HistogramVec
+	endpoints    []string // the endpoint labels, inline included
 }
 
 var (
@@ -44,7 +47,7 @@ var (
 func newMetrics(endpoints []string) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &metrics{reg: reg}
+	m := &metrics{reg: reg, endpoints: append(slices.Clone(endpoints), squadcast.InlineLabel)}
 	// The Go runtime's and the process's own metrics (go_*, process_*:
 	// heap, GC, goroutines, resident memory, CPU, open files), as every
 	// Go exporter has them.
@@ -86,16 +89,22 @@ func newMetrics(endpoints []string) *metrics {
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Name: "delivery_latency_seconds",
 		Help:    "Time from an event's publication to Squadcast accepting it (retries included), by endpoint name.",
-		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400},
+		Buckets: latencyBuckets,
 	}, []string{"endpoint"})
 	f(m.latency)
+	m.byLevel = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "delivery_latency_by_level_seconds",
+		Help:    "Time from an event's publication to Squadcast accepting it (retries and waits for a rate limit included), by endpoint name and the event's level.",
+		Buckets: latencyBuckets,
+	}, []string{"endpoint", "level"})
+	f(m.byLevel)
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Name: "request_duration_seconds",
 		Help:    "Duration of each HTTP attempt to Squadcast, whatever its result, by endpoint name.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"endpoint"})
 	f(m.requests)
-	for _, e := range append(endpoints, squadcast.InlineLabel) {
+	for _, e := range m.endpoints {
 		// One outcome of each result label: delivered, retried, dead_lettered.
 		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
 			m.deliveries.WithLabelValues(e, o.String())
@@ -109,9 +118,14 @@ func newMetrics(endpoints []string) *metrics {
 	return m
 }
 
+// latencyBuckets are the buckets of the delivery latency histograms, in
+// seconds: from 10 ms to a day.
+var latencyBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400}
+
 // watch registers the gauges read from the server and the sender.
 func (m *metrics) watch(connections func() int, sender *squadcast.Sender) {
 	m.reg.MustRegister(
+		newWaitingCollector(sender.Waiting, m.endpoints),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "connections",
 			Help: "Open connections from Kapacitor (one per running @squadcast() node).",
@@ -153,12 +167,14 @@ func (m *metrics) Accepted(endpoint string, source squadcast.Source) {
 // InitFailed counts a refused task.
 func (m *metrics) InitFailed() { m.initFailures.Inc() }
 
-// Attempted counts a delivery attempt and observes its durations.
-func (m *metrics) Attempted(endpoint string, o squadcast.Outcome, took, age time.Duration) {
+// Attempted counts a delivery attempt and observes its durations: a
+// delivered event's age by endpoint, and by endpoint and level.
+func (m *metrics) Attempted(endpoint string, level udf.Level, o squadcast.Outcome, took, age time.Duration) {
 	m.deliveries.WithLabelValues(endpoint, o.String()).Inc()
 	m.requests.WithLabelValues(endpoint).Observe(took.Seconds())
 	if o == squadcast.OutcomeDelivered {
 		m.latency.WithLabelValues(endpoint).Observe(age.Seconds())
+		m.byLevel.WithLabelValues(endpoint, level.String()).Observe(age.Seconds())
 	}
 }
 

@@ -26,6 +26,6 @@ func BenchmarkMetricsEventDelivered(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.AlertEvent(udf.Critical)
-		m.Attempted("default", squadcast.OutcomeDelivered, 20*time.Millisecond, 30*time.Millisecond)
+		m.Attempted("default", udf.Critical, squadcast.OutcomeDelivered, 20*time.Millisecond, 30*time.Millisecond)
 	}
 }

@@ -218,16 +218,18 @@ func checkDeliveryMetrics(t *testing.T, base string) string {
 		return delivered == 2
 	}, 30*time.Second, 20*time.Millisecond, "deliveries_total moves: %v", delivered)
 	for series, want := range map[string]float64{
-		`kapacitor_squadcast_points_received_total`:                                   4,
-		`kapacitor_squadcast_alert_events_total{level="CRITICAL"}`:                    1,
-		`kapacitor_squadcast_alert_events_total{level="OK"}`:                          1,
-		`kapacitor_squadcast_alert_events_total{level="WARNING"}`:                     0,
-		`kapacitor_squadcast_deliveries_total{endpoint="default",result="delivered"}`: 0,
-		`kapacitor_squadcast_deliveries_total{endpoint="team",result="retried"}`:      0,
-		`kapacitor_squadcast_delivery_latency_seconds_count{endpoint="team"}`:         2,
-		`kapacitor_squadcast_request_duration_seconds_count{endpoint="team"}`:         2,
-		`kapacitor_squadcast_init_failures_total`:                                     1,
-		`kapacitor_squadcast_connections`:                                             2,
+		`kapacitor_squadcast_points_received_total`:                                                     4,
+		`kapacitor_squadcast_alert_events_total{level="CRITICAL"}`:                                      1,
+		`kapacitor_squadcast_alert_events_total{level="OK"}`:                                            1,
+		`kapacitor_squadcast_alert_events_total{level="WARNING"}`:                                       0,
+		`kapacitor_squadcast_deliveries_total{endpoint="default",result="delivered"}`:                   0,
+		`kapacitor_squadcast_deliveries_total{endpoint="team",result="retried"}`:                        0,
+		`kapacitor_squadcast_delivery_latency_seconds_count{endpoint="team"}`:                           2,
+		`kapacitor_squadcast_delivery_latency_by_level_seconds_count{endpoint="team",level="CRITICAL"}`: 1,
+		`kapacitor_squadcast_delivery_latency_by_level_seconds_count{endpoint="team",level="OK"}`:       1,
+		`kapacitor_squadcast_request_duration_seconds_count{endpoint="team"}`:                           2,
+		`kapacitor_squadcast_init_failures_total`:                                                       1,
+		`kapacitor_squadcast_connections`:                                                               2,
 	} {
 		assert.Equal(t, want, metricValue(m, series), series)
 	}
