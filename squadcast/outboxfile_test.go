@@ -161,3 +161,35 @@ func TestRenderedBodiesStoredAsJSON(t *testing.T) {
 		require.Equal(t, string(body), string(got.Body), "%s: byte for byte", format)
 	}
 }
+
+// TestListInSendOrder: outbox list shows the pending events in the order
+// they will be sent when they wait: each incident's in order, and at each
+// step the incident whose next event matters most (CRITICAL, resolve,
+// WARNING, INFO; oldest first); dead letters after them.
+func TestListInSendOrder(t *testing.T) {
+	h := newHoldServer(t)
+	dir := t.TempDir()
+	s, _, _ := newTestSender(t, holdConfig(h, dir, 1))
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	for _, e := range []struct {
+		id    string
+		level udf.Level
+	}{{"held", udf.Critical}, {"w", udf.Warning}, {"i", udf.Info}, {"x", udf.Info}, {"x", udf.Critical}, {"r", udf.OK}, {"c", udf.Critical}, {"w", udf.OK}} {
+		ev := webhookEvent(e.id, 0)
+		ev.Level = e.level
+		require.NoError(t, p.Publish(ev))
+	}
+	require.NoError(t, flushNow(p))
+	<-h.arrived // "held" is in flight, the others wait
+	kill(s)
+
+	o, err := OpenOutbox(OutboxPath(dir), true)
+	require.NoError(t, err)
+	defer o.Close()
+	var got []string
+	for _, e := range listOutbox(t, o) {
+		got = append(got, e.Incident+":"+e.Level)
+	}
+	require.Equal(t, []string{"held:CRITICAL", "c:CRITICAL", "r:OK", "w:WARNING", "w:OK", "i:INFO", "x:INFO", "x:CRITICAL"}, got)
+}

@@ -1,6 +1,7 @@
 package squadcast
 
 import (
+	"container/heap"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -80,12 +81,77 @@ func (o *Outbox) Close() error { return o.db.Close() }
 // URL: LastError is redacted.
 func (o *Outbox) List() ([]OutboxEntry, error) {
 	entries, err := o.db.List()
+	if err != nil {
+		return nil, err
+	}
+	sendOrder(entries)
 	for i := range entries {
 		e := &entries[i]
 		e.LastError = redactText(e.LastError, urlSecrets(e.URL))
 		e.URL = ""
 	}
-	return entries, err
+	return entries, nil
+}
+
+// sendOrder puts the pending entries (which List gives first, in sequence
+// order) in the order they will be sent when the endpoints' events wait
+// (a rate limit, a pause): each incident's (URL and id) events in sequence
+// order, and, at each step, the incident whose next event matters most
+// (see rank). Dead and corrupt entries stay after them, as they are.
+func sendOrder(entries []OutboxEntry) {
+	n := 0
+	for n < len(entries) && entries[n].State == StatePending {
+		n++
+	}
+	type key struct{ url, id string }
+	queues := map[key]*entryQueue{}
+	var h entryHeap
+	for _, e := range entries[:n] {
+		k := key{e.URL, e.Incident}
+		q := queues[k]
+		if q == nil {
+			q = &entryQueue{}
+			queues[k] = q
+			h = append(h, q)
+		}
+		q.entries = append(q.entries, e)
+	}
+	heap.Init(&h)
+	for i := 0; i < n; i++ {
+		q := h[0]
+		entries[i] = q.entries[0]
+		q.entries = q.entries[1:]
+		if len(q.entries) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+}
+
+// entryQueue is one incident's pending entries, in sequence order.
+type entryQueue struct{ entries []OutboxEntry }
+
+// entryHeap orders incidents by their next entry, as rank does.
+type entryHeap []*entryQueue
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	a, b := h[i].entries[0], h[j].entries[0]
+	la, _ := udf.ParseLevel(a.Level)
+	lb, _ := udf.ParseLevel(b.Level)
+	if ca, cb := levelClass(la), levelClass(lb); ca != cb {
+		return ca < cb
+	}
+	return a.Seq < b.Seq
+}
+func (h entryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)   { *h = append(*h, x.(*entryQueue)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return q
 }
 
 // RetryDead moves every dead letter back to the pending events: see

@@ -98,17 +98,21 @@ func (sc *scheduler) pumpThrottles(now time.Time) (next time.Time) {
 // triggers; within a class, the oldest event first (its sequence number).
 func rank(inc *incident) (class int, seq uint64) {
 	j := inc.jobs[0]
-	switch j.level {
+	return levelClass(j.level), j.seq
+}
+
+// levelClass is the class of an event's level in rank: 0 for CRITICAL,
+// 1 for OK (a resolve), 2 for WARNING, 3 for INFO.
+func levelClass(l udf.Level) int {
+	switch l {
 	case udf.Critical:
-		class = 0
+		return 0
 	case udf.OK:
-		class = 1
+		return 1
 	case udf.Warning:
-		class = 2
-	default:
-		class = 3
+		return 2
 	}
-	return class, j.seq
+	return 3
 }
 
 // before reports whether a goes before b.
