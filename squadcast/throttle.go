@@ -95,7 +95,8 @@ func (sc *scheduler) pumpThrottles(now time.Time) (next time.Time) {
 // rank orders incidents by what their next event means to the people
 // paged, then by age: CRITICAL triggers first (a page), then resolves (an
 // incident closing, which stops the paging), then WARNING, then INFO
-// triggers; within a class, the oldest event first (its sequence number).
+// triggers; within a class, the oldest event first (its sequence number,
+// or that of the event it replaced: see coalesce.go).
 func rank(inc *incident) (class int, seq uint64) {
 	j := inc.jobs[0]
 	switch j.level {
@@ -107,6 +108,9 @@ func rank(inc *incident) (class int, seq uint64) {
 		class = 2
 	default:
 		class = 3
+	}
+	if j.place != 0 {
+		return class, j.place
 	}
 	return class, j.seq
 }
