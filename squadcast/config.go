@@ -63,12 +63,17 @@ type Endpoint struct {
 	// URLs that take its settings). Content-Type, Content-Length, Host and
 	// Transfer-Encoding cannot be set.
 	Headers map[string]string
+	// Coalesce lets events that wait unsent be saved: a later trigger
+	// replaces an earlier unsent one of the same incident, and a trigger
+	// never sent that its resolve follows is dropped with it (see
+	// coalesce.go). Off, every event is delivered.
+	Coalesce bool
 }
 
 // String describes the endpoint without its URL's path and query, so that
 // printing an Endpoint (or a Config) never shows the secret key.
 func (e Endpoint) String() string {
-	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s RateLimit:%s Headers:%d}", e.Name, RedactURL(e.URL), e.Format, e.Timeout, e.RateLimit, len(e.Headers))
+	return fmt.Sprintf("{Name:%s URL:%s Format:%s Timeout:%s RateLimit:%s Headers:%d Coalesce:%t}", e.Name, RedactURL(e.URL), e.Format, e.Timeout, e.RateLimit, len(e.Headers), e.Coalesce)
 }
 
 // GoString is like String, for %#v.

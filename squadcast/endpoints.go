@@ -19,7 +19,7 @@ func newEndpoints(list []Endpoint) endpoints {
 	es := make(endpoints, len(list))
 	for _, e := range list {
 		es[e.Name] = &target{name: e.Name, settings: e.Name, url: e.URL, format: e.Format,
-			timeout: e.Timeout, rate: e.RateLimit, headers: e.Headers, label: observerLabel(e.Name), secrets: urlSecrets(e.URL)}
+			timeout: e.Timeout, rate: e.RateLimit, headers: e.Headers, coalesce: e.Coalesce, label: observerLabel(e.Name), secrets: urlSecrets(e.URL)}
 	}
 	return es
 }
@@ -33,6 +33,7 @@ type target struct {
 	timeout  time.Duration
 	rate     RateLimit
 	headers  map[string]string
+	coalesce bool     // events waiting unsent may be saved (Endpoint.Coalesce)
 	label    string   // the name an Observer hears
 	secrets  []string // parts of url never to show
 }
@@ -74,7 +75,7 @@ func (es endpoints) target(d udf.Destination) (*target, error) {
 		t = target{name: "inline:" + u.Host, url: d.URL, format: FormatKapacitor, timeout: DefaultTimeout,
 			label: InlineLabel, secrets: urlSecrets(d.URL)}
 		if known {
-			t.settings, t.format, t.timeout, t.rate, t.headers = ep.settings, ep.format, ep.timeout, ep.rate, ep.headers
+			t.settings, t.format, t.timeout, t.rate, t.headers, t.coalesce = ep.settings, ep.format, ep.timeout, ep.rate, ep.headers, ep.coalesce
 		}
 	case known:
 		t = *ep
@@ -125,7 +126,7 @@ func (es endpoints) restore(stored []outbox.Stored) []*job {
 			t = &target{name: r.Endpoint, settings: r.Settings, url: r.URL, format: r.Format,
 				timeout: DefaultTimeout, label: observerLabel(r.Endpoint), secrets: urlSecrets(r.URL)}
 			if ep, ok := es[r.Settings]; ok {
-				t.timeout, t.rate, t.headers = ep.timeout, ep.rate, ep.headers
+				t.timeout, t.rate, t.headers, t.coalesce = ep.timeout, ep.rate, ep.headers, ep.coalesce
 			} else {
 				t.settings = ""
 			}

@@ -26,6 +26,14 @@ type job struct {
 	next     time.Time // not before
 
 	source Source // where it came from
+	// opens is set on a trigger whose previous level was OK: Squadcast
+	// has no open incident for it once the events before it are
+	// delivered. Not stored in the outbox: false for loaded events.
+	opens bool
+	// place is the sequence number its rank counts from (see rank): the
+	// replaced event's, once it replaced one (coalescing), so that an
+	// incident keeps its place in line; 0 for seq.
+	place uint64
 
 	seq      uint64 // its key in the outbox
 	released bool   // handed to the scheduler (or, spilled, left on disk)

@@ -17,6 +17,8 @@ type loader struct {
 	sched   *scheduler
 	restore func([]outbox.Stored) []*job
 	log     *zap.Logger
+	// coalesced takes the events that coalescing removed (Sender.dropCoalesced).
+	coalesced func([]coalesced)
 
 	wakeCh chan struct{} // wakes run
 	stop   chan struct{} // closed to stop run
@@ -76,6 +78,8 @@ func (l *loader) loadSome() bool {
 			zap.Int("records", loaded.Bad), zap.Error(loaded.BadErr))
 	}
 	jobs := l.restore(loaded.Events)
-	more := l.backlog.loaded(len(jobs), loaded.Bad, loaded.Next, func() { l.sched.add(jobs) })
+	var removed []coalesced
+	more := l.backlog.loaded(len(jobs), loaded.Bad, loaded.Next, func() { removed = l.sched.add(jobs) })
+	l.coalesced(removed) // after loaded: it takes the backlog's lock
 	return len(jobs)+loaded.Bad > 0 && more
 }

@@ -12,8 +12,8 @@ import (
 const InlineLabel = "inline"
 
 // Observer hears the outcome of every delivery attempt, for metrics. Its
-// method is called on the delivery workers, concurrently: it must be safe
-// for that, and quick. Attempts cut short by Close (OutcomeAborted) are not
+// methods are called concurrently (Attempted on the delivery workers): it
+// must be safe for that, and quick. Attempts cut short by Close (OutcomeAborted) are not
 // reported.
 type Observer interface {
 	// Attempted reports one HTTP attempt: the endpoint's name (InlineLabel
@@ -27,6 +27,11 @@ type Observer interface {
 	// goroutine that hands the event over: a Kapacitor connection's, or a
 	// relay request's.
 	Accepted(endpoint string, source Source)
+	// Coalesced reports an event of the endpoint (named as for Attempted)
+	// that coalescing removed unsent (Endpoint.Coalesce): it is never
+	// delivered. It is called on the goroutine that added the incident's
+	// later event: the outbox committer's, the loader's, or New's.
+	Coalesced(endpoint string, level udf.Level)
 }
 
 // Source says where an event came from.

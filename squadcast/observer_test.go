@@ -18,11 +18,18 @@ import (
 
 // recordingObserver records what an Observer hears.
 type recordingObserver struct {
-	mu       sync.Mutex
-	got      []string // "endpoint result"
-	age      []time.Duration
-	levels   []udf.Level // of each attempt
-	accepted []string    // "endpoint source"
+	mu        sync.Mutex
+	got       []string // "endpoint result"
+	age       []time.Duration
+	levels    []udf.Level // of each attempt
+	accepted  []string    // "endpoint source"
+	coalesced []string    // "endpoint level"
+}
+
+func (o *recordingObserver) Coalesced(endpoint string, level udf.Level) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.coalesced = append(o.coalesced, endpoint+" "+level.String())
 }
 
 func (o *recordingObserver) Accepted(endpoint string, source Source) {

@@ -31,7 +31,8 @@ func (p *publisher) Publish(ev udf.Event) error {
 	if err != nil {
 		return drop(err)
 	}
-	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, source: SourceUDF}
+	j := &job{target: p.t, id: ev.ID, level: ev.Level, task: ev.TaskID, created: s.clock.Now(), body: body, source: SourceUDF,
+		opens: ev.Level != udf.OK && ev.PreviousLevel == udf.OK}
 	if err := s.accept(j, &p.src); err != nil {
 		return drop(err)
 	}
@@ -100,7 +101,7 @@ func (s *Sender) onCommit(jobs []*job, err error) {
 			spilledN++
 		}
 	}
-	s.sched.add(fresh)
+	s.dropCoalesced(s.sched.add(fresh))
 	if spilledN > 0 && s.backlog.written(spilledN) {
 		s.loader.wake()
 	}

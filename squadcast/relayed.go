@@ -42,7 +42,8 @@ func (s *Sender) Relay(endpoint string, a *relay.Alert, body []byte) error {
 	}
 	out, err := relayBody(t.format, a, body)
 	if err == nil {
-		j := &job{target: t, id: a.ID, level: a.Level, created: s.clock.Now(), body: out, source: SourceRelay}
+		j := &job{target: t, id: a.ID, level: a.Level, created: s.clock.Now(), body: out, source: SourceRelay,
+			opens: a.Level != udf.OK && a.PreviousLevel == udf.OK}
 		src := &outbox.Source{Name: t.name}
 		if err = s.accept(j, src); err == nil {
 			return s.cm.Flush(src, nil, false)

@@ -103,10 +103,12 @@ func (h *waitHeap) Pop() any {
 	return inc
 }
 
-// add adds written (or memory-only) events to their incidents, in order.
-func (sc *scheduler) add(jobs []*job) {
+// add adds written (or memory-only) events to their incidents, in order,
+// coalescing on the endpoints that do (see coalesce.go); it returns the
+// events that coalescing removed, for Sender.dropCoalesced.
+func (sc *scheduler) add(jobs []*job) (removed []coalesced) {
 	if len(jobs) == 0 {
-		return
+		return nil
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
@@ -119,11 +121,19 @@ func (sc *scheduler) add(jobs []*job) {
 			sc.incidents[key] = inc
 			sc.peak = max(sc.peak, len(sc.incidents))
 		}
+		idle := len(inc.jobs) == 0 && !inc.busy
 		inc.jobs = append(inc.jobs, j)
-		if len(inc.jobs) == 1 && !inc.busy {
+		if j.target.coalesce {
+			var gone bool
+			if removed, gone = sc.coalesce(inc, removed); gone {
+				continue
+			}
+		}
+		if idle {
 			sc.schedule(inc, now)
 		}
 	}
+	return removed
 }
 
 // schedule puts an idle incident with events in the ready queue, or in the
@@ -221,6 +231,9 @@ func (sc *scheduler) take() (inc *incident, j *job, ok bool) {
 		sc.ready[0] = nil
 		sc.ready = sc.ready[1:]
 		inc.queued = false
+		if len(inc.jobs) == 0 {
+			continue // coalesced away
+		}
 		now := sc.clock.Now()
 		if inc.ep.pausedUntil.After(now) {
 			// Its endpoint was throttled since it became ready.
@@ -257,12 +270,17 @@ func (sc *scheduler) done(inc *incident) (later int) {
 		sc.schedule(inc, sc.clock.Now())
 		return len(inc.jobs)
 	}
+	sc.forget(inc)
+	return 0
+}
+
+// forget deletes an incident left without events. Called with sc.mu held.
+func (sc *scheduler) forget(inc *incident) {
 	delete(sc.incidents, inc.key)
 	if len(sc.incidents) == 0 && sc.peak > maxKeptIncidents {
 		// A map keeps its capacity: let a burst's go.
 		sc.incidents, sc.peak = make(map[incidentKey]*incident), 0
 	}
-	return 0
 }
 
 // abort gives back an incident whose attempt was cut short by shutdown:

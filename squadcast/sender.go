@@ -33,7 +33,8 @@ var (
 // it takes the tasks' events and keeps their alert state.
 //
 // Every event is written to the outbox (Config.DataDir) and deleted only
-// once Squadcast accepted it (2xx), so pending events survive a restart:
+// once Squadcast accepted it (2xx) or coalescing saved it
+// (Endpoint.Coalesce), so pending events survive a restart:
 // New loads them and delivers them first. At most Config.QueueSize events
 // are held in memory; beyond that, new events are kept in the outbox only
 // (spilled), and loaded from it, oldest first, as room frees up (see
@@ -63,7 +64,7 @@ type Sender struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	published, delivered, retried, deadLettered, dropped atomic.Uint64
+	published, delivered, retried, deadLettered, dropped, coalesced atomic.Uint64
 }
 
 var (
@@ -107,7 +108,7 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	}
 	s.backlog = &backlog{size: cfg.QueueSize, queued: len(loaded.Events),
 		spilled: ob.Pending() - len(loaded.Events), spillNext: loaded.Next}
-	s.loader = &loader{db: ob, backlog: s.backlog, sched: s.sched, restore: s.endpoints.restore, log: s.log,
+	s.loader = &loader{db: ob, backlog: s.backlog, sched: s.sched, restore: s.endpoints.restore, log: s.log, coalesced: s.dropCoalesced,
 		wakeCh: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.cm = outbox.NewCommitter(ob, outbox.CommitterConfig[*job]{
 		Logger: s.log, OnCommit: s.onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit})
@@ -116,11 +117,12 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 	s.attempter = newAttempter(s.transport, cfg, h)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 
-	s.sched.add(s.endpoints.restore(loaded.Events))
+	removed := s.sched.add(s.endpoints.restore(loaded.Events))
 	if total, dead := ob.Pending(), ob.Dead(); total > 0 || dead > 0 {
 		s.log.Info("loaded the outbox", zap.Int("pending", total), zap.Int("pending_left_on_disk", total-len(loaded.Events)), zap.Int("dead_letters", dead))
 	}
 	s.goRun(s.loader.run)
+	s.dropCoalesced(removed)
 	s.loader.wake()
 	for range cfg.Workers {
 		s.goRun(s.work)
@@ -188,6 +190,9 @@ type Stats struct {
 	// Dropped counts events Publish refused (render error, closed, or
 	// ErrOutboxBehind).
 	Dropped uint64
+	// Coalesced counts events saved by coalescing (Endpoint.Coalesce):
+	// removed unsent, never delivered.
+	Coalesced uint64
 	// Queued is the number of events in memory now: waiting to be written,
 	// to be sent, for a retry, or in flight.
 	Queued int
@@ -207,6 +212,7 @@ func (s *Sender) Stats() Stats {
 		Retried:      s.retried.Load(),
 		DeadLettered: s.deadLettered.Load(),
 		Dropped:      s.dropped.Load(),
+		Coalesced:    s.coalesced.Load(),
 		Queued:       queued,
 		Spilled:      spilled,
 		Pending:      s.outbox.Pending(),

@@ -95,9 +95,13 @@ func (sc *scheduler) pumpThrottles(now time.Time) (next time.Time) {
 // rank orders incidents by what their next event means to the people
 // paged, then by age: CRITICAL triggers first (a page), then resolves (an
 // incident closing, which stops the paging), then WARNING, then INFO
-// triggers; within a class, the oldest event first (its sequence number).
+// triggers; within a class, the oldest event first (its sequence number,
+// or that of the event it replaced: see coalesce.go).
 func rank(inc *incident) (class int, seq uint64) {
 	j := inc.jobs[0]
+	if j.place != 0 {
+		return levelClass(j.level), j.place
+	}
 	return levelClass(j.level), j.seq
 }
 

@@ -86,6 +86,9 @@ func (c *Config) summary() []string {
 		if e.Name == squadcast.DefaultEndpoint && c.URLFromEnv {
 			src = ", URL from $" + webhookEnv
 		}
+		if e.Coalesce {
+			src = ", coalescing" + src
+		}
 		lines = append(lines, fmt.Sprintf("endpoint %q: %s, format %s, rate limit %s, %d header(s)%s",
 			e.Name, squadcast.RedactURL(e.URL), e.Format, e.RateLimit, len(e.Headers), src))
 	}

@@ -90,8 +90,8 @@ type DeliveryConfig struct {
 }
 
 // EndpointConfig is one [[endpoint]] table: a named Squadcast webhook. The
-// one named "default" is also set by --url, --format, --timeout and
-// --rate-limit, and by $SQUADCAST_WEBHOOK_URL.
+// one named "default" is also set by --url, --format, --timeout,
+// --rate-limit and --coalesce, and by $SQUADCAST_WEBHOOK_URL.
 type EndpointConfig struct {
 	// Name is how tasks refer to the endpoint (.endpoint()).
 	Name string `toml:"name"`
@@ -107,6 +107,9 @@ type EndpointConfig struct {
 	Headers map[string]string `toml:"headers"`
 	// RateLimit bounds the requests sent to the URL ("" or "none": no limit).
 	RateLimit rateLimit `toml:"rate-limit"`
+	// Coalesce saves the requests of events that wait unsent and that
+	// Squadcast would not miss (squadcast.Endpoint.Coalesce).
+	Coalesce bool `toml:"coalesce"`
 }
 
 // webhookEnv is the environment variable that gives the default endpoint's URL.
@@ -239,7 +242,7 @@ func (c *Config) endpointNames() []string {
 func (e EndpointConfig) sender() squadcast.Endpoint {
 	r, _ := e.RateLimit.parse()
 	return squadcast.Endpoint{Name: e.Name, URL: e.URL.Reveal(), Format: e.Format, Timeout: time.Duration(e.Timeout),
-		RateLimit: r, Headers: e.Headers}
+		RateLimit: r, Headers: e.Headers, Coalesce: e.Coalesce}
 }
 
 // String describes the endpoint without its URL's path and query and
@@ -314,6 +317,9 @@ func (c Config) validateDefaultEndpoint() error {
 	}
 	if !r.IsZero() && e.URL == "" {
 		return errors.New("--rate-limit limits the default endpoint: it needs --url or " + webhookEnv)
+	}
+	if e.Coalesce && e.URL == "" {
+		return errors.New("--coalesce coalesces the default endpoint's events: it needs --url or " + webhookEnv)
 	}
 	if e.URL != "" {
 		if err := squadcast.CheckURL(e.URL.Reveal()); err != nil {

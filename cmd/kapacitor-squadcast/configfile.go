@@ -73,7 +73,7 @@ func unknownKeys(md toml.MetaData) error {
 			continue
 		}
 		if len(k) == 2 && k[0] == "endpoint" && endpoint >= 0 {
-			return fmt.Errorf("endpoint #%d: unknown key %q (want name, url, url-file, format, timeout, headers or rate-limit)", endpoint+1, k[1])
+			return fmt.Errorf("endpoint #%d: unknown key %q (want name, url, url-file, format, timeout, headers, rate-limit or coalesce)", endpoint+1, k[1])
 		}
 		return fmt.Errorf("unknown key %q (the keys are the long names of serve's flags, and [[endpoint]] tables)", k.String())
 	}

@@ -54,6 +54,8 @@ var serveFlags = []serveFlag{
 		func(c *Config) any { return &c.defaultEndpoint().Timeout }},
 	{"rate-limit", "request `rate` limit of the default endpoint, like 300/m, 15/m, 5/s or 1000/h (match your Squadcast plan); tasks' inline .url()s get the same limit, each URL its own (default none)",
 		func(c *Config) any { return &c.defaultEndpoint().RateLimit }},
+	{"coalesce", "coalesce the default endpoint's events while they wait unsent (a rate limit, a throttling pause, a retry): a later trigger replaces an earlier unsent trigger of the same incident, and a trigger never sent that its resolve follows is dropped with it; fewer requests against Squadcast's per-minute limit, see docs/operations.md (default off: every event is delivered)",
+		func(c *Config) any { return &c.defaultEndpoint().Coalesce }},
 	{"retry-max-wait", "longest `wait` between two attempts of an event (exponential backoff with jitter from 1s)",
 		func(c *Config) any { return &c.RetryMaxWait }},
 	{"max-age", "how long an undelivered event is retried before it becomes a dead letter (see 'outbox list')",
@@ -85,6 +87,8 @@ func defineFlags(fs *flag.FlagSet, c *Config) {
 			fs.StringVar((*string)(p), f.name, p.Reveal(), f.usage)
 		case *int:
 			fs.IntVar(p, f.name, *p, f.usage)
+		case *bool:
+			fs.BoolVar(p, f.name, *p, f.usage)
 		case *duration:
 			fs.DurationVar((*time.Duration)(p), f.name, time.Duration(*p), f.usage)
 		default:

@@ -34,6 +34,7 @@ type metrics struct {
 	latency      *prometheus.HistogramVec
 	byLevel      *prometheus.HistogramVec // latency by endpoint and level
 	requests     *prometheus.HistogramVec
+	coalesced    *prometheus.CounterVec
 	endpoints    []string // the endpoint labels, inline included
 }
 
@@ -104,11 +105,17 @@ func newMetrics(endpoints []string) *metrics {
 		Buckets: prometheus.DefBuckets,
 	}, []string{"endpoint"})
 	f(m.requests)
+	m.coalesced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "events_coalesced_total",
+		Help: "Events removed unsent by coalescing (coalesce = true), never delivered: triggers replaced by a later trigger, and triggers never sent dropped with their resolve, by endpoint name.",
+	}, []string{"endpoint"})
+	f(m.coalesced)
 	for _, e := range m.endpoints {
 		// One outcome of each result label: delivered, retried, dead_lettered.
 		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
 			m.deliveries.WithLabelValues(e, o.String())
 		}
+		m.coalesced.WithLabelValues(e)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "build_info",
@@ -176,6 +183,11 @@ func (m *metrics) Attempted(endpoint string, level udf.Level, o squadcast.Outcom
 		m.latency.WithLabelValues(endpoint).Observe(age.Seconds())
 		m.byLevel.WithLabelValues(endpoint, level.String()).Observe(age.Seconds())
 	}
+}
+
+// Coalesced counts an event removed by coalescing, by endpoint.
+func (m *metrics) Coalesced(endpoint string, _ udf.Level) {
+	m.coalesced.WithLabelValues(endpoint).Inc()
 }
 
 // handler serves /metrics, /healthz (the process is up) and /readyz (ready
