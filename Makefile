@@ -35,10 +35,13 @@ influxd:
 test: lint kapacitord influxd
 	KAPACITORD="$(KAPACITORD)" INFLUXD="$(INFLUXD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
 
+# lint also vets the code as built for macOS, so that no Linux-only call
+# slips into what the darwin binaries (make release) compile.
 lint:
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 
 # fuzz runs each fuzz target for FUZZTIME (go test -fuzz takes one target
 # of one package at a time), starting from its seed corpus in the package's
@@ -84,7 +87,7 @@ bin/kapacitor-squadcast:
 install: bin/kapacitor-squadcast
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SHAREDIR)/examples" "$(DESTDIR)$(SHAREDIR)/tickscripts"
 	$(INSTALL) -m 0755 bin/kapacitor-squadcast "$(DESTDIR)$(BINDIR)/kapacitor-squadcast"
-	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-relay.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
+	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-relay.conf examples/kapacitor-squadcast.plist examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
 		examples/kapacitor-squadcast.toml examples/Dockerfile examples/docker-compose.yml "$(DESTDIR)$(SHAREDIR)/examples/"
 	sed 's|/usr/local/bin/kapacitor-squadcast|$(BINDIR)/kapacitor-squadcast|' examples/kapacitor-squadcast.service \
 		> "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
