@@ -87,12 +87,12 @@ bin/kapacitor-squadcast:
 install: bin/kapacitor-squadcast
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SHAREDIR)/examples" "$(DESTDIR)$(SHAREDIR)/tickscripts"
 	$(INSTALL) -m 0755 bin/kapacitor-squadcast "$(DESTDIR)$(BINDIR)/kapacitor-squadcast"
-	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-relay.conf examples/kapacitor-squadcast.plist examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
+	$(INSTALL) -m 0644 examples/kapacitor.conf examples/kapacitor-relay.conf examples/kapacitor-squadcast.plist examples/telegraf.conf examples/kapacitor-squadcast.env examples/kapacitor-squadcast.sysusers \
 		examples/kapacitor-squadcast.toml examples/Dockerfile examples/docker-compose.yml "$(DESTDIR)$(SHAREDIR)/examples/"
 	sed 's|/usr/local/bin/kapacitor-squadcast|$(BINDIR)/kapacitor-squadcast|' examples/kapacitor-squadcast.service \
 		> "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
 	chmod 0644 "$(DESTDIR)$(SHAREDIR)/examples/kapacitor-squadcast.service"
-	$(INSTALL) -m 0644 tickscripts/*_squadcast.tick "$(DESTDIR)$(SHAREDIR)/tickscripts/"
+	$(INSTALL) -m 0644 tickscripts/*_squadcast.tick tickscripts/kapacitor_squadcast_health.tick "$(DESTDIR)$(SHAREDIR)/tickscripts/"
 
 # install-systemd installs the unit (running $(BINDIR)/kapacitor-squadcast)
 # and the sysusers.d file that creates its user; then see the unit's header:
