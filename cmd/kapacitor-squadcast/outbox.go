@@ -85,22 +85,12 @@ func outboxCommand(name, argsUsage string, args []string, positional bool, stdou
 		fmt.Fprintf(stderr, "%s: unexpected arguments: %v\n", fs.Name(), rest)
 		return 2
 	}
-	if dataDir == "" && configFile != "" {
-		fc, err := LoadFile(configFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: %v\n", name, err)
-			return 1
-		}
-		if dataDir = fc.DataDir; dataDir == "" {
-			fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: config file %s sets no data-dir: give --data-dir\n", name, configFile)
-			return 2
-		}
+	dataDir, code, err := dataDirOf(dataDir, configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: %v\n", name, err)
+		return code
 	}
-	if dataDir == "" {
-		fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: --data-dir (or --config) is required\n", name)
-		return 2
-	}
-	if err := run(dataDir, rest, stdout); err != nil {
+	if err = run(dataDir, rest, stdout); err != nil {
 		fmt.Fprintf(stderr, "kapacitor-squadcast outbox %s: %v\n", name, err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -236,4 +226,24 @@ func printable(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// dataDirOf returns the data dir the outbox and state commands work on:
+// --data-dir, else the data-dir of the --config file. Its error comes with
+// the exit code: 1 for a config file that cannot be read, 2 for a command
+// line that names no data dir.
+func dataDirOf(dataDir, configFile string) (string, int, error) {
+	if dataDir == "" && configFile != "" {
+		fc, err := LoadFile(configFile)
+		if err != nil {
+			return "", 1, err
+		}
+		if dataDir = fc.DataDir; dataDir == "" {
+			return "", 2, fmt.Errorf("config file %s sets no data-dir: give --data-dir", configFile)
+		}
+	}
+	if dataDir == "" {
+		return "", 2, errors.New("--data-dir (or --config) is required")
+	}
+	return dataDir, 0, nil
 }

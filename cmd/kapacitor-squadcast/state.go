@@ -87,18 +87,11 @@ func stateCommand(name, flagsUsage string, args []string, stdout, stderr io.Writ
 	if name == "drop" && f.task == "" {
 		return fail(2, errors.New("--task is required"))
 	}
-	if f.dataDir == "" && f.configFile != "" {
-		fc, err := LoadFile(f.configFile)
-		if err != nil {
-			return fail(1, err)
-		}
-		if f.dataDir = fc.DataDir; f.dataDir == "" {
-			return fail(2, fmt.Errorf("config file %s sets no data-dir: give --data-dir", f.configFile))
-		}
+	dataDir, code, err := dataDirOf(f.dataDir, f.configFile)
+	if err != nil {
+		return fail(code, err)
 	}
-	if f.dataDir == "" {
-		return fail(2, errors.New("--data-dir (or --config) is required"))
-	}
+	f.dataDir = dataDir
 	if err := run(&f, stdout); err != nil {
 		return fail(1, err)
 	}
