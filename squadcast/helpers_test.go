@@ -267,15 +267,6 @@ func entriesWith(logs *observer.ObservedLogs, msg string) []observer.LoggedEntry
 	return logs.FilterMessage(msg).All()
 }
 
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // perIncident groups "incident/n" ids by incident, keeping their order.
 func perIncident(ids []string) map[string][]string {
 	per := map[string][]string{}
