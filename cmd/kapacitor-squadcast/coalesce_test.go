@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -110,25 +108,16 @@ func TestCoalesceDocumented(t *testing.T) {
 // a trigger and its resolve that wait behind it are dropped, and counted
 // in events_coalesced_total by endpoint (present at zero from the start).
 func TestCoalescedMetric(t *testing.T) {
-	release := make(chan struct{})
-	standIn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-			w.WriteHeader(http.StatusAccepted)
-		case <-r.Context().Done():
-		}
-	}))
-	defer standIn.Close()
+	standIn, release := holdingStandIn(t)
 	m := newMetrics([]string{"default", "team"})
 	s, err := squadcast.New(squadcast.Config{
-		Endpoints: []squadcast.Endpoint{{Name: "default", URL: standIn.URL + "/v2/incidents/api/coalesce-key",
+		Endpoints: []squadcast.Endpoint{{Name: "default", URL: standIn + "/v2/incidents/api/coalesce-key",
 			Format: squadcast.FormatIncidentWebhook, Coalesce: true}},
 		DataDir: t.TempDir(), Workers: 1, Observer: m,
 	})
 	require.NoError(t, err)
 	defer func() {
-		close(release)
+		release()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		assert.NoError(t, s.Close(ctx))

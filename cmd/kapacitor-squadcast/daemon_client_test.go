@@ -192,3 +192,22 @@ func recordingServer(t *testing.T, h func(w http.ResponseWriter, r *http.Request
 		return counts[prefix]
 	}
 }
+
+// holdingStandIn starts a stand-in for Squadcast that holds every request
+// until release is called, then answers 202 Accepted; it stops when the
+// test ends. It returns its base URL.
+func holdingStandIn(t *testing.T) (url string, release func()) {
+	t.Helper()
+	held := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-held:
+			w.WriteHeader(http.StatusAccepted)
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() { once.Do(func() { close(held) }) }
+}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -24,17 +22,8 @@ import (
 // waits.
 func TestWaitingMetrics(t *testing.T) {
 	const key = "waiting-metrics-key"
-	release := make(chan struct{})
-	standIn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-release:
-			w.WriteHeader(http.StatusAccepted)
-		case <-r.Context().Done():
-		}
-	}))
-	defer standIn.Close()
-	url := standIn.URL + "/v2/incidents/api/" + key
+	standIn, release := holdingStandIn(t)
+	url := standIn + "/v2/incidents/api/" + key
 
 	m := newMetrics([]string{"default", "team"})
 	s, err := squadcast.New(squadcast.Config{
@@ -85,9 +74,9 @@ func TestWaitingMetrics(t *testing.T) {
 		metricValue(page, `kapacitor_squadcast_oldest_waiting_event_age_seconds{endpoint="inline"}`), "default's oldest was published first")
 	assert.NotContains(t, page, key)
 	assert.NotContains(t, page, "/v2/incidents")
-	assert.NotContains(t, page, strings.TrimPrefix(standIn.URL, "http://"))
+	assert.NotContains(t, page, strings.TrimPrefix(standIn, "http://"))
 
-	close(release)
+	release()
 	checkAllDelivered(t, base.URL)
 }
 
