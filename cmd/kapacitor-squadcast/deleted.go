@@ -21,7 +21,8 @@ import (
 // It never acts on an unclear answer. Every check lists Kapacitor's tasks
 // in one request (limit=-1: all of them, from one read of Kapacitor's
 // store, no pages to shift between requests), and asks again for each
-// saved task the list lacks, by its exact ID (pattern=ID). A task counts
+// saved task the list lacks, by its exact ID (pattern=ID&limit=2; task IDs
+// hold no pattern characters). A task counts
 // as absent from a check only when both answers are 200 with a task list
 // that is whole (every entry has an ID; the second lists no other task)
 // and it is in neither; and as deleted once absent from two successive
@@ -160,7 +161,11 @@ func (d *deletedTasks) isAbsent(ctx context.Context, task string, listed map[str
 func (d *deletedTasks) list(ctx context.Context, pattern string) (map[string]bool, error) {
 	q := url.Values{"fields": {"status"}, "limit": {"-1"}}
 	if pattern != "" {
+		// Kapacitor (1.5 to 1.7) ignores the pattern when the limit is
+		// negative: a whole list would then come back (and be refused by
+		// isAbsent, as it lists other tasks).
 		q.Set("pattern", pattern)
+		q.Set("limit", "2")
 	}
 	var answer struct {
 		Tasks *[]listedTask `json:"tasks"`

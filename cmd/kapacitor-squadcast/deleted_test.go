@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +27,9 @@ import (
 const deletedPassword = "Del3tedPw"
 
 // listKapacitor serves GET /kapacitor/v1/tasks as Kapacitor 1.5 does for
-// the deleted-task checks (limit=-1, pattern, fields), or one of the
-// answers a check must not trust.
+// the deleted-task checks (limit, pattern, fields: a negative limit lists
+// every task, whatever the pattern), or one of the answers a check must
+// not trust.
 type listKapacitor struct {
 	mu    sync.Mutex
 	tasks map[string]string // id -> status
@@ -44,7 +46,8 @@ func (k *listKapacitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if r.Method != http.MethodGet || r.URL.Path != "/kapacitor/v1/tasks" || q.Get("limit") != "-1" || q.Get("fields") != "status" {
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if r.Method != http.MethodGet || r.URL.Path != "/kapacitor/v1/tasks" || err != nil || q.Get("fields") != "status" {
 		http.Error(w, `{"error":"unexpected request"}`, http.StatusBadRequest)
 		return
 	}
@@ -55,11 +58,14 @@ func (k *listKapacitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tasks := []map[string]string{}
 	for id, status := range k.tasks {
-		if ok, _ := path.Match(pattern, id); pattern == "" || ok {
+		if ok, _ := path.Match(pattern, id); pattern == "" || ok || limit < 0 {
 			tasks = append(tasks, map[string]string{"id": id, "status": status, "link": "/kapacitor/v1/tasks/" + id})
 		}
 	}
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i]["id"] < tasks[j]["id"] })
+	if limit >= 0 && len(tasks) > limit {
+		tasks = tasks[:limit]
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"tasks": tasks})
 }
 
