@@ -42,9 +42,9 @@ type NodeResolution struct {
 // udf.ResolveGone for the events, which why explains ("task T deleted").
 // They go where the node's own went (its saved options say where), through
 // the outbox and delivery as the node's would, and the node's state is
-// dropped in the transaction that writes them (after them, in a later one,
-// when they are more than outbox.MaxHeld): a crash never loses them, but
-// may repeat some at the next resolution. A node whose groups have no
+// dropped in the transaction that writes them, or after them (some may go
+// in earlier transactions, see outbox.Committer): a crash never loses
+// them, but may repeat some at the next resolution. A node whose groups have no
 // incident is dropped without events, even without saved options. The
 // error is only that of listing the task's nodes.
 func (s *Sender) ResolveTask(task, why string) ([]NodeResolution, error) {

@@ -42,6 +42,8 @@ func TestResolveTask(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"cpu", "old", "quiet"}, tasks)
 	require.Eventually(t, func() bool { return len(h.got()) == 2 }, 10*time.Second, time.Millisecond, "the two triggers")
+	// Their deletions written: no outcome can go in a transaction of its own below.
+	require.Eventually(t, func() bool { return len(listOutbox(t, s.outbox)) == 0 }, 10*time.Second, 5*time.Millisecond)
 
 	before := s.cm.Commits()
 	nodes, err := s.ResolveTask("cpu", "task cpu deleted")
@@ -71,7 +73,7 @@ func TestResolveTask(t *testing.T) {
 	nodes, err = s.ResolveTask("nope", "gone")
 	require.NoError(t, err)
 	assert.Empty(t, nodes)
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return len(listOutbox(t, s.outbox)) == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Len(t, h.got(), 4, "nothing more was sent")
 	assert.False(t, strings.Contains(strings.Join(h.got(), ""), "host=c"))
 }
