@@ -107,3 +107,18 @@ func TestResolveGone(t *testing.T) {
 		assert.ErrorContains(t, err, bad.want)
 	}
 }
+
+// FuzzResolveGone: saved options read back from a file never panic: they
+// parse (and then resolve) or fail with an error.
+func FuzzResolveGone(f *testing.F) {
+	f.Add(encodeOptions(false, []*agent.Option{str("crit", `"v" < 10`), str("message", "{{ .ID }}")}))
+	f.Add(encodeOptions(true, []*agent.Option{str("crit", `"v" < 10`), opt("all")}))
+	f.Add([]byte{savedVersion, savedBatch})
+	f.Fuzz(func(t *testing.T, saved []byte) {
+		ns := NodeState{Options: saved, Groups: []SavedGroup{{Group: "host=a", Level: Critical, ID: "cpu:host=a"}}}
+		r, err := ResolveGone("t", "n", ns, time.Unix(0, 0), "gone")
+		if err == nil && len(r.Events) > 1 {
+			t.Fatalf("%d events for one group", len(r.Events))
+		}
+	})
+}
