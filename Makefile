@@ -47,7 +47,7 @@ lint:
 # of one package at a time), starting from its seed corpus in the package's
 # testdata/fuzz/<Name>/. A failing input is saved there and fails `make test`.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := udf:FuzzParseOptions squadcast:FuzzIncidentOptions udf:FuzzExpr udf:FuzzTemplate udf:FuzzConn udf:FuzzPointDecoder udf/relay:FuzzParseAlert squadcast:FuzzRender cmd/kapacitor-squadcast:FuzzDoctorTickPosts
+FUZZ_TARGETS := udf:FuzzParseOptions squadcast:FuzzIncidentOptions udf:FuzzExpr udf:FuzzTemplate udf:FuzzConn udf:FuzzPointDecoder udf/relay:FuzzParseAlert squadcast:FuzzRender cmd/kapacitor-squadcast:FuzzDoctorTickPosts udf:FuzzResolveGone
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

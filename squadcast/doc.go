@@ -13,7 +13,9 @@
 // it is handed (group commit), and schedules every event's attempts (per
 // incident order, backoff, rate limits, dead letters). Render formats an
 // event as a payload; Observer reports deliveries, for metrics. Outbox is
-// the outbox file as the outbox commands see it.
+// the outbox file as the outbox commands see it. SavedTasks and
+// ResolveTask serve --resolve-deleted-tasks: they resolve the incidents of
+// a task gone from Kapacitor (udf.ResolveGone) and drop its state.
 //
 // Webhook URLs carry the service's secret key in their last path segment:
 // nothing in this package logs them or puts them in an error.

@@ -187,7 +187,7 @@ func (s *Sender) LoadState(task, node string) (udf.NodeState, bool, error) {
 	if err != nil || !found {
 		return udf.NodeState{}, found, err
 	}
-	out := udf.NodeState{AsOf: ns.AsOf, Groups: make([]udf.SavedGroup, len(ns.Groups))}
+	out := udf.NodeState{AsOf: ns.AsOf, Groups: make([]udf.SavedGroup, len(ns.Groups)), Options: ns.Options}
 	for i, g := range ns.Groups {
 		out.Groups[i] = udf.SavedGroup{Group: g.Group, Level: udf.Level(g.Level),
 			FirstTriggered: g.FirstTriggered, LastTriggered: g.LastTriggered, ID: g.ID}
@@ -202,7 +202,7 @@ func (s *Sender) stateChange(c *udf.StateChange) *outbox.StateChange {
 	if c == nil {
 		return nil
 	}
-	oc := &outbox.StateChange{Task: c.TaskID, Node: c.NodeID, AsOf: c.AsOf,
+	oc := &outbox.StateChange{Task: c.TaskID, Node: c.NodeID, AsOf: c.AsOf, Options: c.Options,
 		Put: make([]outbox.GroupState, 0, len(c.Put)), Delete: make([]string, 0, len(c.Delete))}
 	tooLong := 0
 	for _, g := range c.Put {

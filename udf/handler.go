@@ -37,6 +37,10 @@ type Handler struct {
 	taskID, nodeID string
 	opts           *TaskOptions
 	pub            Publisher
+	// options are the node's options as saved with its state (see
+	// ResolveGone); optionsSaved says the saved ones are these.
+	options      []byte
+	optionsSaved bool
 
 	rules  rules
 	groups map[string]*groupState
@@ -138,6 +142,11 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 		h.setGroups(ns.Groups)
 		h.asOf = ns.AsOf
 	}
+	h.options = encodeOptions(h.cfg.Batch, r.GetOptions())
+	h.optionsSaved = found && bytes.Equal(ns.Options, h.options)
+	if found && !h.optionsSaved {
+		h.saveOptions()
+	}
 	if h.onInit != nil {
 		h.onInit(h.taskID)
 	}
@@ -205,6 +214,19 @@ func (h *Handler) Flush() {
 	}
 	h.clearDirty()
 	h.unflushed = false
+	h.optionsSaved = h.optionsSaved || change != nil
+}
+
+// saveOptions saves the node's options with its state at once, for a node
+// that has saved state (a connection's first change would save them too,
+// but the task may be deleted before it makes one).
+func (h *Handler) saveOptions() {
+	c := &StateChange{TaskID: h.taskID, NodeID: h.nodeID, AsOf: h.asOf, Options: h.options}
+	if err := h.pub.Flush(c); err != nil {
+		h.log.Warn("cannot save the node's options with its state; will retry with its next change", zap.Error(err))
+		return
+	}
+	h.optionsSaved = true
 }
 
 // maxKeptDirty bounds the size of a dirty set that Flush clears for reuse:

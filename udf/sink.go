@@ -79,6 +79,9 @@ type NodeState struct {
 	AsOf int64
 	// Groups are the node's alerting groups.
 	Groups []SavedGroup
+	// Options are the node's options as its StateChange saved them
+	// (opaque; see ResolveGone); nil when none were saved.
+	Options []byte
 }
 
 // StateChange is the changes of one node's alert state since its last
@@ -91,11 +94,18 @@ type StateChange struct {
 	// groups that are OK again.
 	Put    []SavedGroup
 	Delete []string
+	// Options, when not nil, are the node's options, to save with its
+	// state (opaque; see ResolveGone): the first change of each
+	// connection gives them, unless the saved ones are the same.
+	Options []byte
 }
 
 // stateChange takes the changes of the groups in h.dirty.
 func (h *Handler) stateChange() *StateChange {
 	c := &StateChange{TaskID: h.taskID, NodeID: h.nodeID, AsOf: h.asOf}
+	if !h.optionsSaved {
+		c.Options = h.options
+	}
 	for g := range h.dirty {
 		// A group kept at OK (for its .flapping() history) is saved as
 		// absent: only alerting groups are.

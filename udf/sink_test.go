@@ -32,7 +32,7 @@ func (m *memStore) LoadState(task, node string) (NodeState, bool, error) {
 	if !ok {
 		return NodeState{}, false, nil
 	}
-	return NodeState{AsOf: ns.AsOf, Groups: slices.Clone(ns.Groups)}, true, nil
+	return NodeState{AsOf: ns.AsOf, Groups: slices.Clone(ns.Groups), Options: ns.Options}, true, nil
 }
 
 // apply saves a change, as the Sink's transaction would.
@@ -56,6 +56,9 @@ func (m *memStore) apply(c *StateChange) {
 		delete(byGroup, g)
 	}
 	ns.AsOf = c.AsOf
+	if c.Options != nil {
+		ns.Options = c.Options
+	}
 	ns.Groups = slices.SortedFunc(maps.Values(byGroup), func(a, b SavedGroup) int {
 		if a.Group < b.Group {
 			return -1

@@ -30,6 +30,9 @@ var settings = []setting{
 	{"workers", " ", func(c *Config) error { return atLeastOne(c.Workers) }},
 	{"queue-size", " ", func(c *Config) error { return atLeastOne(c.QueueSize) }},
 	{"kapacitor-url", ": ", func(c *Config) error { return ifSet(c.KapacitorURL.Reveal(), checkKapacitorURL) }},
+	{"kapacitor-check-interval", " ", func(c *Config) error {
+		return checkAtLeast(time.Duration(c.KapacitorCheckInterval), 100*time.Millisecond)
+	}},
 	{"retry-max-wait", " ", func(c *Config) error { return checkRetryMaxWait(time.Duration(c.RetryMaxWait)) }},
 	{"max-age", " ", func(c *Config) error { return checkPositive(time.Duration(c.MaxAge)) }},
 	{"shutdown-timeout", " ", func(c *Config) error { return checkNotNegative(time.Duration(c.ShutdownTimeout)) }},
@@ -110,6 +113,13 @@ func checkNotNegative(d time.Duration) error {
 func checkRetryMaxWait(d time.Duration) error {
 	if d < squadcast.DefaultRetryWaitMin {
 		return fmt.Errorf("must be at least %s, got %s", squadcast.DefaultRetryWaitMin, d)
+	}
+	return nil
+}
+
+func checkAtLeast(d, least time.Duration) error {
+	if d < least {
+		return fmt.Errorf("must be at least %s, got %s", least, d)
 	}
 	return nil
 }

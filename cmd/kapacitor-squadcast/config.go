@@ -68,6 +68,13 @@ type DaemonConfig struct {
 	// KapacitorURL is Kapacitor's HTTP API, to restart the tasks left on a
 	// previous daemon process ("" for off). It may hold a user and password.
 	KapacitorURL squadcast.SecretURL `toml:"kapacitor-url"`
+	// ResolveDeletedTasks resolves the open incidents of the tasks deleted
+	// from Kapacitor, then drops their saved state (needs KapacitorURL).
+	ResolveDeletedTasks bool `toml:"resolve-deleted-tasks"`
+	// KapacitorCheckInterval is how often ResolveDeletedTasks lists
+	// Kapacitor's tasks: a task is deleted once two lists this far apart
+	// lack it.
+	KapacitorCheckInterval duration `toml:"kapacitor-check-interval"`
 	// UDFName is the UDF's name in kapacitor.conf.
 	UDFName string `toml:"udf-name"`
 	// MaxFrameSize is the largest request a Kapacitor connection may send.
@@ -125,6 +132,9 @@ func DefaultConfig() Config {
 			ShutdownTimeout: duration(10 * time.Second),
 			UDFName:         "squadcast",
 			MaxFrameSize:    udf.DefaultMaxFrame,
+			// Kapacitor's API is cheap to list, and a deleted task's
+			// incidents are then resolved within about two minutes.
+			KapacitorCheckInterval: duration(time.Minute),
 		},
 		RelayConfig: RelayConfig{RelayMaxBody: relay.DefaultMaxBody},
 		DeliveryConfig: DeliveryConfig{
@@ -295,6 +305,9 @@ func (c Config) validateSettings() error {
 		if err := s.check(&c); err != nil {
 			return fmt.Errorf("--%s%s%w", s.name, s.sep, err)
 		}
+	}
+	if c.ResolveDeletedTasks && c.KapacitorURL == "" {
+		return errors.New("--resolve-deleted-tasks asks Kapacitor which tasks exist: it needs --kapacitor-url")
 	}
 	return c.validateDefaultEndpoint()
 }

@@ -54,6 +54,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"max-age", `max-age = "0s"`, `max-age: must be positive, got 0s`},
 		{"max-age syntax", `max-age = "a day"`, `max-age: "a day" is not a duration`},
 		{"kapacitor-url", `kapacitor-url = "localhost:9092"`, `kapacitor-url: want http(s)://host:port`},
+		{"kapacitor-check-interval", `kapacitor-check-interval = "10ms"`, `kapacitor-check-interval: must be at least 100ms, got 10ms`},
+		{"resolve-deleted-tasks type", `resolve-deleted-tasks = "yes"`, `resolve-deleted-tasks: incompatible types`},
 		{"udf-name", `udf-name = ""`, `udf-name: is empty`},
 		{"listen", `listen = "9187"`, `listen: "9187" is not host:port`},
 		{"memory-limit too small", `memory-limit = "1MiB"`, `memory-limit: must be at least 32MiB, got 1MiB`},
@@ -110,6 +112,8 @@ shutdown-timeout = "3s"
 retry-max-wait = "2m"
 max-age = "1h"
 kapacitor-url = "http://localhost:9092"
+resolve-deleted-tasks = true
+kapacitor-check-interval = "30s"
 udf-name = "sq"
 listen = "127.0.0.1:9187"
 max-frame-size = "1MiB"
@@ -144,6 +148,8 @@ memory-limit = "256MiB"
 	assert.Equal(t, 2*time.Minute, time.Duration(c.RetryMaxWait))
 	assert.Equal(t, time.Hour, time.Duration(c.MaxAge))
 	assert.Equal(t, "http://localhost:9092", c.KapacitorURL.Reveal())
+	assert.True(t, c.ResolveDeletedTasks)
+	assert.Equal(t, 30*time.Second, time.Duration(c.KapacitorCheckInterval))
 	assert.Equal(t, "sq", c.UDFName)
 	assert.Equal(t, "127.0.0.1:9187", c.Listen)
 	assert.Equal(t, []squadcast.Endpoint{
@@ -310,10 +316,11 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	var out, errb bytes.Buffer
 	run([]string{"serve", "--help"}, &out, &errb)
 	for _, f := range []string{"config", "socket", "socket-mode", "socket-group", "data-dir", "url", "format", "workers", "log-level", "log-format",
-		"shutdown-timeout", "kapacitor-url", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen", "memory-limit",
+		"shutdown-timeout", "kapacitor-url", "kapacitor-check-interval", "udf-name", "timeout", "rate-limit", "retry-max-wait", "max-age", "listen", "memory-limit",
 		"relay-listen", "relay-max-body", "relay-token-file"} {
 		assert.Contains(t, errb.String(), "\n  -"+f+" ", "serve --help lists -%s", f)
 	}
+	assert.Contains(t, errb.String(), "\n  -resolve-deleted-tasks\n", "a bool flag has no argument")
 }
 
 // TestServeConfigErrors: serve refuses bad socket, listen and config
@@ -334,6 +341,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--socket", sock, "--data-dir", dir, "--socket-group", "no-such-group-xyz"}, "", 1, `--socket-group: unknown group "no-such-group-xyz"`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--listen", "nope"}, "", 1, `--listen: "nope" is not host:port`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--max-age", "0s"}, "", 1, `--max-age must be positive`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--resolve-deleted-tasks"}, "", 1, `--resolve-deleted-tasks asks Kapacitor which tasks exist: it needs --kapacitor-url`},
+		{[]string{"--socket", sock, "--data-dir", dir, "--kapacitor-check-interval", "0s"}, "", 1, `--kapacitor-check-interval must be at least 100ms, got 0s`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--timeout", "-1s"}, "", 1, `--timeout -1s is negative`},
 		{[]string{"--socket", sock, "--data-dir", dir, "--memory-limit", "8MiB"}, "", 1, `--memory-limit must be at least 32MiB, got 8MiB`},
 		{[]string{"--socket", sock, "--data-dir", dir}, "gopher://h/" + cfgSecret, 1, `$SQUADCAST_WEBHOOK_URL: the URL has scheme "gopher"`},

@@ -33,6 +33,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.serveHTTP()
 	d.serveRelay()
 	d.restartTasks(ctx)
+	d.watchDeletedTasks(ctx)
 
 	var err error
 	select {
@@ -106,4 +107,41 @@ func (d *Daemon) restartTasks(ctx context.Context) {
 			d.log.Info("checked Kapacitor's tasks", zap.String("udf", r.udf), zap.Strings("restarted", restarted))
 		}()
 	}
+}
+
+// watchDeletedTasks starts, with --resolve-deleted-tasks, the checks for
+// tasks deleted from Kapacitor (see deletedTasks). They stop, and Close
+// waits for them, before the sender closes.
+func (d *Daemon) watchDeletedTasks(ctx context.Context) {
+	if d.kapURL == nil || !d.cfg.ResolveDeletedTasks {
+		return
+	}
+	api := &reenabler{base: d.kapURL, client: &http.Client{Timeout: 30 * time.Second}}
+	w := newDeletedTasks(api, d.sender, d.connectedTasks, time.Duration(d.cfg.KapacitorCheckInterval), d.log.Named("kapacitor"))
+	if d.metrics != nil {
+		w.resolved = d.metrics.deletedTaskResolved
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	d.onClose(func(context.Context) error {
+		cancel()
+		<-done
+		return nil
+	})
+	d.log.Info("resolving the incidents of tasks deleted from Kapacitor", zap.Duration("check_interval", w.interval))
+}
+
+// connectedTasks returns the tasks connected to the daemon now, on any socket.
+func (d *Daemon) connectedTasks() map[string]bool {
+	all := map[string]bool{}
+	for _, s := range d.servers {
+		for t := range s.srv.ConnectedTasks() {
+			all[t] = true
+		}
+	}
+	return all
 }

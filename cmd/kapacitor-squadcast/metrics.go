@@ -35,7 +35,8 @@ type metrics struct {
 	byLevel      *prometheus.HistogramVec // latency by endpoint and level
 	requests     *prometheus.HistogramVec
 	coalesced    *prometheus.CounterVec
-	endpoints    []string // the endpoint labels, inline included
+	deletedTasks *prometheus.CounterVec // see metrics_deleted.go
+	endpoints    []string               // the endpoint labels, inline included
 }
 
 var (
@@ -117,6 +118,7 @@ func newMetrics(endpoints []string) *metrics {
 		}
 		m.coalesced.WithLabelValues(e)
 	}
+	m.deletedTasks = newDeletedTasksMetric(f, m.endpoints)
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "build_info",
 		Help:        "Always 1; the labels say which build runs.",

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type NodeState struct {
 	AsOf int64
 	// Groups are the node's alerting groups.
 	Groups []GroupState
+	// Options are the node's options as its StateChange saved them, opaque
+	// here; nil when none were saved (a file written before they were).
+	Options []byte
 }
 
 // StateChange is the changes of one node's state since its last save.
@@ -51,6 +55,11 @@ type StateChange struct {
 	// longer do (they are OK again).
 	Put    []GroupState
 	Delete []string
+	// Options, when not nil, replace the node's saved options.
+	Options []byte
+	// Drop deletes the node's whole saved state (groups, options and all)
+	// instead: the other fields but Task and Node are ignored.
+	Drop bool
 }
 
 func nodeKey(task, node string) []byte { return []byte(task + "\x00" + node) }
@@ -70,6 +79,8 @@ func (d *DB) LoadState(task, node string) (ns NodeState, found bool, err error) 
 		found = true
 		return b.ForEach(func(k, v []byte) error {
 			switch {
+			case len(k) == 1 && k[0] == 'o':
+				ns.Options = bytes.Clone(v)
 			case len(k) == 1 && k[0] == 'm':
 				if len(v) != 8 {
 					return fmt.Errorf("meta record of %d bytes, want 8", len(v))
@@ -102,6 +113,13 @@ func (c *StateChange) write(tx *bolt.Tx) error {
 }
 
 func (c *StateChange) writeIn(tx *bolt.Tx) error {
+	if c.Drop {
+		nodes := tx.Bucket(bucketState)
+		if nodes == nil || nodes.Bucket(nodeKey(c.Task, c.Node)) == nil {
+			return nil
+		}
+		return nodes.DeleteBucket(nodeKey(c.Task, c.Node))
+	}
 	nodes, err := tx.CreateBucketIfNotExists(bucketState)
 	if err != nil {
 		return err
@@ -119,6 +137,11 @@ func (c *StateChange) writeIn(tx *bolt.Tx) error {
 	binary.BigEndian.PutUint64(m[:], uint64(c.AsOf))
 	if err := b.Put([]byte{'m'}, m[:]); err != nil {
 		return err
+	}
+	if c.Options != nil {
+		if err := b.Put([]byte{'o'}, c.Options); err != nil {
+			return err
+		}
 	}
 	var key []byte
 	for i := range c.Put {

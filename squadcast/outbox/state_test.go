@@ -122,3 +122,46 @@ func TestStateLeavesFilled(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestStateOptionsAndDrop: a node's options are saved with a change that
+// gives them and kept by changes that do not; the summaries do not count
+// them as corrupt; Nodes lists every node without reading its groups; a
+// Drop change deletes the node's whole state in the transaction of the
+// events before it, and dropping a node that saved none is no error.
+func TestStateOptionsAndDrop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	d := openTest(t, path)
+	a := GroupState{Group: "host=a", Level: LevelCritical, FirstTriggered: 1, LastTriggered: 2, ID: "cpu:host=a"}
+	require.NoError(t, d.Commit(&Batch{State: []*StateChange{
+		{Task: "cpu", Node: "squadcast2", AsOf: 2, Put: []GroupState{a}, Options: []byte("opts-1")},
+		{Task: "mem", Node: "squadcast3", AsOf: 3, Put: []GroupState{a}},
+	}}))
+	require.NoError(t, d.Commit(&Batch{State: []*StateChange{{Task: "cpu", Node: "squadcast2", AsOf: 4}}}))
+	ns, found, err := d.LoadState("cpu", "squadcast2")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, NodeState{AsOf: 4, Groups: []GroupState{a}, Options: []byte("opts-1")}, ns, "a change without options keeps them")
+	ns, _, err = d.LoadState("mem", "squadcast3")
+	require.NoError(t, err)
+	assert.Nil(t, ns.Options, "a node saved without options")
+	sums, err := d.States()
+	require.NoError(t, err)
+	require.Len(t, sums, 2)
+	assert.Zero(t, sums[0].Corrupt, "the options record is not corrupt")
+	nodes, err := d.Nodes()
+	require.NoError(t, err)
+	assert.Equal(t, [][2]string{{"cpu", "squadcast2"}, {"mem", "squadcast3"}}, nodes)
+
+	require.NoError(t, d.Commit(&Batch{
+		Ops: []Op{{Kind: OpAppend, Seq: d.NextSeq(), Data: record(t, "a", 1)}},
+		State: []*StateChange{{Task: "cpu", Node: "squadcast2", Drop: true, Put: []GroupState{a}},
+			{Task: "gone", Node: "squadcast1", Drop: true}},
+	}))
+	assert.Equal(t, 1, d.Pending())
+	_, found, err = d.LoadState("cpu", "squadcast2")
+	require.NoError(t, err)
+	assert.False(t, found, "dropped, Put ignored")
+	nodes, err = d.Nodes()
+	require.NoError(t, err)
+	assert.Equal(t, [][2]string{{"mem", "squadcast3"}}, nodes, "a dropped node that saved nothing is not created")
+}

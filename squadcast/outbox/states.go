@@ -103,6 +103,21 @@ func (d *DB) DropState(task, node string) (nodes int, err error) {
 	return nodes, nil
 }
 
+// Nodes returns the task and node of every node that saved alert state,
+// ordered by task, then node. It reads no group: it is cheap however many
+// groups the nodes hold.
+func (d *DB) Nodes() ([][2]string, error) {
+	var out [][2]string
+	err := d.eachNode(nil, func(task, node string, _ *bolt.Bucket) error {
+		out = append(out, [2]string{task, node})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list alert state in outbox %s: %w", d.path, err)
+	}
+	return out, nil
+}
+
 // taskPrefix is the start of the keys of a task's nodes.
 func taskPrefix(task string) []byte { return []byte(task + "\x00") }
 
@@ -139,6 +154,8 @@ func readNode(task, node string, b *bolt.Bucket, withGroups bool) (TaskNode, err
 		case len(k) == 1 && k[0] == 'm' && len(v) == 8:
 			s.AsOf = int64(binary.BigEndian.Uint64(v))
 			return nil
+		case len(k) == 1 && k[0] == 'o' && v != nil:
+			return nil // the node's options (StateChange.Options)
 		case len(k) >= 1 && k[0] == 'g' && v != nil:
 			g, err := decodeGroup(string(k[1:]), v)
 			if err != nil {
