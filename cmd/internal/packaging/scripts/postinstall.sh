@@ -30,7 +30,7 @@ fi
 if [ -z "$upgrade" ]; then
 	cat <<'NEXT'
 kapacitor-squadcast is installed but not started: it has no webhook URL yet.
-Next steps (/usr/share/doc/kapacitor-squadcast/install.md):
+Next steps (/usr/share/doc/kapacitor-squadcast/docs/install.md):
   1. Put your Squadcast webhook URL in a file only the daemon can read:
        printf '%s\n' 'https://api.squadcast.com/v1/incidents/kapacitor/KEY' |
          sudo install -m 0600 -o kapacitor-squadcast -g kapacitor-squadcast \
