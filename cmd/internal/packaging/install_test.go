@@ -1,11 +1,13 @@
 package packaging
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,16 +33,19 @@ func newThrowawayRoot(t *testing.T) *throwawayRoot {
 		holds.Wait()
 	})
 	base := filepath.Dir(r.dir)
-	// The namespace exists once unshare has exec'd sleep: retry the first
-	// command until then.
-	var err error
-	for i := 0; i < 100; i++ {
-		if _, err = r.ns("mount", "-t", "tmpfs", "tmpfs", base); err == nil {
+	// nsenter before unshare has made the namespace would enter this
+	// process's own, and mount on the host: wait for the namespace first.
+	own, err := os.Readlink("/proc/self/ns/mnt")
+	require.NoError(t, err)
+	for i := 0; ; i++ {
+		ns, err := os.Readlink("/proc/" + strconv.Itoa(holds.Process.Pid) + "/ns/mnt")
+		if err == nil && ns != own {
 			break
 		}
-		must(t, "sleep", "0.05")
+		require.Less(t, i, 600, "unshare made no mount namespace")
+		time.Sleep(10 * time.Millisecond)
 	}
-	require.NoError(t, err)
+	r.mustNS("mount", "-t", "tmpfs", "tmpfs", base)
 	r.mustNS("mkdir", "-p", base+"/upper", base+"/work", r.dir)
 	r.mustNS("mount", "-t", "overlay", "overlay", "-o", "lowerdir=/,upperdir="+base+"/upper,workdir="+base+"/work", r.dir)
 	r.mustNS("mount", "--bind", "/proc", r.dir+"/proc")
@@ -96,17 +101,20 @@ func (r *throwawayRoot) copyIn(src, name string) string {
 // says) and the unit with systemd-analyze verify, changes the config and
 // writes data, upgrades to the current version (the changed config and the
 // data stay, the version agrees with the binary's), then removes (config
-// and data stay) and purges (they go).
+// and data stay) and purges (they go). At each step it checks what the
+// scripts asked of systemctl (a recorder: no systemd runs here).
 func TestInstallUpgradeRemovePurge(t *testing.T) {
 	needTools(t, true, "unshare", "nsenter", "chroot", "mount", "dpkg", "systemd-analyze", "systemd-sysusers")
 	version := packages(t)
 	r := newThrowawayRoot(t)
 	oldDeb := r.copyIn(pkgPath(built.lower, lowerVersion, "amd64", "deb"), "old.deb")
 	newDeb := r.copyIn(pkgPath(built.dir, version, "amd64", "deb"), "new.deb")
+	r.recordSystemctl()
 
 	out := r.must("dpkg", "-i", oldDeb)
 	assert.Contains(t, out, "kapacitor-squadcast is installed but not started: it has no webhook URL yet.")
 	assert.Contains(t, out, "sudo systemctl enable --now kapacitor-squadcast")
+	assert.Equal(t, []string{"daemon-reload"}, r.systemctlCalls(), "a first install starts nothing")
 	checkInstalled(t, r, lowerVersion)
 	checkUnit(t, r)
 
@@ -129,6 +137,8 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 
 	out = r.must("dpkg", "-i", newDeb)
 	assert.NotContains(t, out, "installed but not started", "an upgrade is not a first install")
+	assert.Equal(t, []string{"daemon-reload", "try-restart kapacitor-squadcast.service"}, r.systemctlCalls(),
+		"an upgrade restarts the service if it was running, and only then")
 	assert.Equal(t, version, r.must("dpkg-query", "-W", "-f", "${Version}", "kapacitor-squadcast"))
 	checkInstalled(t, r, version)
 	assert.Equal(t, changed, r.must("cat", "/etc/kapacitor-squadcast/kapacitor-squadcast.toml"), "the upgrade keeps the changed conffile")
@@ -136,14 +146,36 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 	assert.Equal(t, url+"\n", r.must("cat", "/etc/kapacitor-squadcast/default.url"))
 
 	r.must("dpkg", "--remove", "kapacitor-squadcast")
+	assert.Equal(t, []string{"--no-reload disable --now kapacitor-squadcast.service", "daemon-reload"}, r.systemctlCalls())
 	assert.Empty(t, r.stat("/usr/bin/kapacitor-squadcast"), "remove removes the binary")
 	assert.Equal(t, changed, r.must("cat", "/etc/kapacitor-squadcast/kapacitor-squadcast.toml"), "remove leaves the config")
 	assert.Equal(t, "outbox\n", r.must("cat", "/var/lib/kapacitor-squadcast/outbox.db"), "remove leaves the data")
 
 	r.must("dpkg", "--purge", "kapacitor-squadcast")
+	assert.Equal(t, []string{"daemon-reload"}, r.systemctlCalls())
 	for _, gone := range []string{"/etc/kapacitor-squadcast", "/var/lib/kapacitor-squadcast"} {
 		assert.Empty(t, r.stat(gone), "purge removes %s", gone)
 	}
+}
+
+// recordSystemctl makes the root look booted with systemd
+// (/run/systemd/system) and replaces its systemctl with a recorder of its
+// arguments: no systemd runs here, and the scripts' calls are what is
+// checked (what systemd then does is not).
+func (r *throwawayRoot) recordSystemctl() {
+	r.t.Helper()
+	r.must("sh", "-c", `mkdir -p /run/systemd/system && printf '#!/bin/sh\necho "$*" >> /tmp/systemctl.log\n' > /usr/bin/systemctl && chmod 0755 /usr/bin/systemctl`)
+}
+
+// systemctlCalls returns the systemctl command lines recorded since the
+// last call, one a command.
+func (r *throwawayRoot) systemctlCalls() []string {
+	r.t.Helper()
+	out := strings.TrimSpace(r.must("sh", "-c", "cat /tmp/systemctl.log 2>/dev/null; rm -f /tmp/systemctl.log"))
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
 }
 
 // checkInstalled checks the installed files, users and directories.
