@@ -14,9 +14,10 @@
 //     from git describe.
 //
 // The tests build the packages themselves, check them with dpkg-deb, rpm
-// and lintian, and install, upgrade, remove and purge the .deb with dpkg in
-// a throwaway root (an overlay of this machine's root in a private mount
-// namespace, so dpkg's conffile logic and the scripts really run).
+// and lintian, install, upgrade, remove and purge the .deb with dpkg, and
+// install, upgrade and erase the .rpm with rpm, each in a throwaway root
+// (an overlay of this machine's root in a private mount namespace, so the
+// conffile logic and the scripts really run).
 // They need root and Debian's dpkg, rpm, lintian and systemd tools
 // (.ci/install-package-tools): without them they skip, unless
 // KAPACITOR_SQUADCAST_PACKAGE=required (make test sets it), which turns
