@@ -104,7 +104,7 @@ func (r *throwawayRoot) copyIn(src, name string) string {
 // and data stay) and purges (they go). At each step it checks what the
 // scripts asked of systemctl (a recorder: no systemd runs here).
 func TestInstallUpgradeRemovePurge(t *testing.T) {
-	needTools(t, true, "unshare", "nsenter", "chroot", "mount", "dpkg", "systemd-analyze", "systemd-sysusers")
+	needTools(t, true, "unshare", "nsenter", "chroot", "mount", "dpkg", "systemd-analyze", "systemd-sysusers", "man")
 	version := packages(t)
 	r := newThrowawayRoot(t)
 	oldDeb := r.copyIn(pkgPath(built.lower, lowerVersion, "amd64", "deb"), "old.deb")
