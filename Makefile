@@ -13,11 +13,14 @@ KAPACITORD := $(KAPACITOR_CACHE)/bin/kapacitord
 INFLUXD_CACHE ?= $(HOME)/.cache/kapacitor-squadcast/influxdb
 INFLUXD := $(INFLUXD_CACHE)/bin/influxd
 
-.PHONY: all build kapacitord influxd test lint demo fuzz bench clean install install-systemd release
+.PHONY: all build kapacitord influxd test lint demo fuzz bench clean install install-systemd release package package-tools image-context image image-check
 
 all: build
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# VERSION, stamped into the binary and the packages alike, is a valid Debian
+# and RPM version derived from git describe (cmd/internal/packaging/version):
+# 1.2.3 on tag v1.2.3, 0.0.0~gitN.HASH before any tag.
+VERSION ?= $(shell ./cmd/internal/packaging/version 2>/dev/null || echo 0.0.0~dev)
 REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
@@ -31,9 +34,13 @@ influxd:
 	./.ci/install-influxd "$(INFLUXD_CACHE)"
 
 # KAPACITOR_SQUADCAST_E2E=required makes the end-to-end tests fail, rather
-# than skip, when kapacitord or influxd is missing.
-test: lint kapacitord influxd
-	KAPACITORD="$(KAPACITORD)" INFLUXD="$(INFLUXD)" KAPACITOR_SQUADCAST_E2E=required $(GO) test -race -count=1 ./...
+# than skip, when kapacitord or influxd is missing;
+# KAPACITOR_SQUADCAST_PACKAGE=required the package tests (cmd/internal/packaging:
+# they build the .deb and .rpm, and install them in a throwaway root) when a
+# tool or root is missing.
+test: lint kapacitord influxd package-tools
+	KAPACITORD="$(KAPACITORD)" INFLUXD="$(INFLUXD)" KAPACITOR_SQUADCAST_E2E=required KAPACITOR_SQUADCAST_PACKAGE=required \
+		$(GO) test -race -count=1 ./...
 
 # lint also vets the code as built for macOS, so that no Linux-only call
 # slips into what the darwin binaries (make release) compile.
@@ -65,11 +72,55 @@ demo: kapacitord
 bench: kapacitord
 	KAPACITORD="$(KAPACITORD)" $(GO) run ./cmd/internal/udfload $(BENCHFLAGS)
 
+# package builds dist/kapacitor-squadcast_$(VERSION)_ARCH.deb and .rpm for
+# each of PACKAGE_ARCHES with nfpm (the version go.mod pins, run from the
+# module cache), from cmd/internal/packaging/nfpm.yaml. See docs/install.md.
+PACKAGE_ARCHES ?= amd64 arm64
+
+package:
+	./cmd/internal/packaging/build dist "$(VERSION)" $(PACKAGE_ARCHES)
+
+# package-tools installs, with apt-get, the Debian packages the package
+# tests need (dpkg-dev tools, rpm, lintian, systemd, man-db, util-linux)
+# when they are missing; see .ci/install-package-tools.
+package-tools:
+	./.ci/install-package-tools
+
+# image-context puts in dist/container what examples/Dockerfile copies: the
+# static binary for IMAGE_ARCH, this machine's CA bundle, the two empty
+# directories and the Dockerfile. image builds it with IMAGE_TOOL (podman,
+# or docker), pulling nothing: the image is FROM scratch.
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_TOOL ?= podman
+IMAGE ?= kapacitor-squadcast
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+image-context:
+	@test -s "$(CA_BUNDLE)" || { echo "image-context: no CA bundle at $(CA_BUNDLE) (apt-get install ca-certificates, or CA_BUNDLE=...)"; exit 1; }
+	rm -rf dist/container
+	mkdir -p dist/container/skeleton/run dist/container/skeleton/var/lib \
+		dist/container/volumes/run/kapacitor-squadcast dist/container/volumes/var/lib/kapacitor-squadcast
+	chmod 0750 dist/container/volumes/run/kapacitor-squadcast
+	chmod 0700 dist/container/volumes/var/lib/kapacitor-squadcast
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" \
+		-o dist/container/kapacitor-squadcast ./cmd/kapacitor-squadcast
+	cp "$(CA_BUNDLE)" dist/container/ca-certificates.crt
+	cp examples/Dockerfile dist/container/Dockerfile
+
+image: image-context
+	$(IMAGE_TOOL) build --build-arg VERSION="$(VERSION)" -t $(IMAGE) dist/container
+
+# image-check builds the image and runs it (version, then serve with a
+# mounted socket directory); where podman cannot run containers it checks
+# the image's file system instead, and says so. Not part of make test.
+image-check: image
+	./.ci/check-image $(IMAGE) "$(VERSION)"
+
 # clean removes what the build made in the work tree; the kapacitord cache
 # in $(KAPACITOR_CACHE) and the influxd one in $(INFLUXD_CACHE) stay (delete
 # those folders to rebuild them).
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 # install puts the binary in $(DESTDIR)$(BINDIR), and the examples and
 # TICKscripts in $(DESTDIR)$(SHAREDIR) (the systemd unit there runs
