@@ -30,12 +30,15 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	st, current := h.groupLevel(p.Group)
 	level, ok := h.level(p, current)
 	if !ok {
+		h.noteStale(p.Group, nil)
 		return nil, nil
 	}
 	var ev Event
 	if !h.alert(p.Group, st, current, level, p.Time, &eventSource{name: p.Name, tags: p.Tags, fields: p}, &ev) {
+		h.noteStale(p.Group, nil)
 		return nil, nil
 	}
+	h.noteStale(p.Group, &ev)
 	h.publish(ev, p.Group)
 	return alertPoint(p, &ev), nil
 }
@@ -80,7 +83,8 @@ func (h *Handler) alert(key string, st *groupState, current, level Level, t int6
 	}
 	if send {
 		h.unflushed = true
-		*ev = h.event(src.name, key, st, src.tags, pointFields(src.fields), t, level, st.duration())
+		*ev = h.event(eventData{name: src.name, key: key, st: st, tags: src.tags, fields: pointFields(src.fields),
+			t: t, level: level, d: st.duration()})
 	}
 	if level == OK && !h.rules.flapping {
 		// Recovered: an absent group is an OK one.
