@@ -35,6 +35,7 @@ type metrics struct {
 	byLevel      *prometheus.HistogramVec // latency by endpoint and level
 	requests     *prometheus.HistogramVec
 	coalesced    *prometheus.CounterVec
+	stale        *prometheus.CounterVec
 	endpoints    []string // the endpoint labels, inline included
 }
 
@@ -110,7 +111,13 @@ func newMetrics(endpoints []string) *metrics {
 		Help: "Events removed unsent by coalescing (coalesce = true), never delivered: triggers replaced by a later trigger, and triggers never sent dropped with their resolve, by endpoint name.",
 	}, []string{"endpoint"})
 	f(m.coalesced)
+	m.stale = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "stale_resolutions_total",
+		Help: "OK events of groups that received no data for their task's .resolveStale() duration, taken for delivery, by endpoint name.",
+	}, []string{"endpoint"})
+	f(m.stale)
 	for _, e := range m.endpoints {
+		m.stale.WithLabelValues(e)
 		// One outcome of each result label: delivered, retried, dead_lettered.
 		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
 			m.deliveries.WithLabelValues(e, o.String())
@@ -188,6 +195,11 @@ func (m *metrics) Attempted(endpoint string, level udf.Level, o squadcast.Outcom
 // Coalesced counts an event removed by coalescing, by endpoint.
 func (m *metrics) Coalesced(endpoint string, _ udf.Level) {
 	m.coalesced.WithLabelValues(endpoint).Inc()
+}
+
+// StaleResolved counts a stale resolution (.resolveStale()), by endpoint.
+func (m *metrics) StaleResolved(endpoint string) {
+	m.stale.WithLabelValues(endpoint).Inc()
 }
 
 // handler serves /metrics, /healthz (the process is up) and /readyz (ready
