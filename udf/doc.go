@@ -15,6 +15,8 @@
 // keepalives are never delayed. At each Flush the handler hands its
 // Publisher the burst's StateChange, and at Init it asks the Sink for the
 // node's saved NodeState: how they are kept is the Sink's business (the
-// daemon's keeps them on disk with the events). Observer reports what the
-// handlers do, for metrics.
+// daemon's keeps them on disk with the events). With .resolveStale(d), a
+// group silent for d on the Clock is resolved by the connection's own
+// goroutine, which wakes for it on a read deadline (see stale.go).
+// Observer reports what the handlers do, for metrics.
 package udf

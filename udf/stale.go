@@ -45,9 +45,9 @@ func (h *Handler) resetStale() {
 }
 
 // StaleWait returns how long until a group may be stale; ok is false
-// without .resolveStale() or when no group alerts.
+// without .resolveStale(), when no group alerts, or inside a batch.
 func (h *Handler) StaleWait() (wait time.Duration, ok bool) {
-	if h.stale == nil {
+	if h.stale == nil || h.batch != nil {
 		return 0, false
 	}
 	at, ok := h.stale.next()
@@ -60,9 +60,11 @@ func (h *Handler) StaleWait() (wait time.Duration, ok bool) {
 // ResolveStale resolves the groups that have received no data for the
 // task's .resolveStale() duration: each gets an OK event (none with
 // .noRecoveries()) and is forgotten, and is saved as OK at the next
-// Flush, with its event. Without .resolveStale() it does nothing.
+// Flush, with its event. Without .resolveStale() it does nothing, and
+// inside a batch (between its begin and end) it waits for the batch's end:
+// the batch may be the group's.
 func (h *Handler) ResolveStale() {
-	if h.stale == nil {
+	if h.stale == nil || h.batch != nil {
 		return
 	}
 	now := h.clock.Now()

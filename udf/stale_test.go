@@ -284,6 +284,20 @@ func TestResolveStaleBatch(t *testing.T) {
 	h.ResolveStale()
 	require.Len(t, rec.Events(), 4)
 	assert.Equal(t, "cpu:host=b", rec.Events()[3].ID)
+
+	// Inside a batch nothing is resolved: the batch may be the group's.
+	sendBatch(t, h, "a", now(), now(), 5)
+	require.Len(t, rec.Events(), 5)
+	clock.add(10 * time.Second)
+	require.NoError(t, h.BeginBatch(&agent.BeginBatch{Name: "cpu", Group: "host=a", Tags: map[string]string{"host": "a"}}))
+	h.ResolveStale()
+	_, ok := h.StaleWait()
+	assert.False(t, ok, "no wake-up inside a batch")
+	assert.Len(t, rec.Events(), 5, "not resolved inside a batch")
+	_, _, err := h.EndBatch(&agent.EndBatch{Name: "cpu", Group: "host=a", Tmax: now(), Tags: map[string]string{"host": "a"}})
+	require.NoError(t, err)
+	h.ResolveStale()
+	assert.Len(t, rec.Events(), 6, "resolved once the (empty) batch has ended")
 }
 
 // TestResolveStaleOptionErrors: a bad value fails Init naming the option.

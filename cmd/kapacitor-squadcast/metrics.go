@@ -111,13 +111,9 @@ func newMetrics(endpoints []string) *metrics {
 		Help: "Events removed unsent by coalescing (coalesce = true), never delivered: triggers replaced by a later trigger, and triggers never sent dropped with their resolve, by endpoint name.",
 	}, []string{"endpoint"})
 	f(m.coalesced)
-	m.stale = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Name: "stale_resolutions_total",
-		Help: "OK events of groups that received no data for their task's .resolveStale() duration, taken for delivery, by endpoint name.",
-	}, []string{"endpoint"})
-	f(m.stale)
+	m.stale = endpointCounter(f, m.endpoints, "stale_resolutions_total",
+		"OK events of groups that received no data for their task's .resolveStale() duration, taken for delivery, by endpoint name.")
 	for _, e := range m.endpoints {
-		m.stale.WithLabelValues(e)
 		// One outcome of each result label: delivered, retried, dead_lettered.
 		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
 			m.deliveries.WithLabelValues(e, o.String())
@@ -130,6 +126,17 @@ func newMetrics(endpoints []string) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit(), "goversion": goVersion()},
 	}, func() float64 { return 1 }))
 	return m
+}
+
+// endpointCounter registers a counter by endpoint name, each of endpoints
+// present from the start at zero.
+func endpointCounter(register func(prometheus.Collector), endpoints []string, name, help string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help}, []string{"endpoint"})
+	register(c)
+	for _, e := range endpoints {
+		c.WithLabelValues(e)
+	}
+	return c
 }
 
 // latencyBuckets are the buckets of the delivery latency histograms, in
