@@ -70,15 +70,15 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 	st, current := h.groupLevel(group)
 	level, t, highestPoint := h.batchLevel(b.points, current, end.GetTmax())
 	if highestPoint == nil {
-		h.noteStale(group, nil)
+		h.noteStale(group, end.GetName())
 		return nil, nil, nil // no point had a valid level
 	}
 	var ev Event
 	if !h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev) {
-		h.noteStale(group, nil)
+		h.noteStale(group, end.GetName())
 		return nil, nil, nil
 	}
-	h.noteStale(group, &ev)
+	h.noteStale(group, end.GetName())
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
 	h.publish(ev, group)
 	out := make([]*agent.Point, len(b.points))

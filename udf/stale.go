@@ -14,10 +14,10 @@ import (
 // wakes up for it at StaleWait (see conn.awaitStale): no other goroutine
 // touches the groups.
 
-// noteStale tracks group key after data of it was handled: while it
-// alerts, it was seen now (ev is the event the data sent, if any); else it
-// is forgotten. Without .resolveStale() it does nothing.
-func (h *Handler) noteStale(key string, ev *Event) {
+// noteStale tracks group key after data of it (of measurement name) was
+// handled: while it alerts, it was seen now; else it is forgotten. Without
+// .resolveStale() it does nothing.
+func (h *Handler) noteStale(key, name string) {
 	if h.stale == nil {
 		return
 	}
@@ -25,7 +25,7 @@ func (h *Handler) noteStale(key string, ev *Event) {
 		h.stale.forget(key)
 		return
 	}
-	h.stale.touch(key, h.clock.Now().Sub(h.stale.base), ev)
+	h.stale.touch(key, name, h.clock.Now().Sub(h.stale.base))
 }
 
 // resetStale starts the stale clock of every alerting group again, now:
@@ -96,22 +96,23 @@ func (h *Handler) ResolveStale() {
 // resolved as stale at now: its ID is the group's last (its incident's),
 // whatever the id template; its time is now (never before the group's
 // last event), its duration and previousLevel those of any recovery; its
-// name and tags those of the group's last event (for a group restored from
-// saved state and silent since, what its group key holds), its fields none.
+// name that of the group's last data, its tags those its group key holds
+// (the groupBy tags), its fields none.
 func (h *Handler) staleEvent(key string, st *groupState, g staleGroup, now time.Time) Event {
 	t := max(now.UnixNano(), st.lastTriggered)
 	st.level, st.lastTriggered = OK, t
-	if g.name == "" && g.tags == nil {
-		g.name, g.tags = groupKeyTags(key)
+	name, tags := groupKeyTags(key)
+	if g.name != "" {
+		name = g.name
 	}
-	return h.event(eventData{name: g.name, key: key, st: st, tags: g.tags, fields: map[string]interface{}{},
+	return h.event(eventData{name: name, key: key, st: st, tags: tags, fields: map[string]interface{}{},
 		t: t, level: OK, d: st.duration(), stale: h.stale.d})
 }
 
 // groupKeyTags returns the measurement name and the tags that a group key
 // holds, as Kapacitor writes it (models.ToGroupID): "k=v,k=v" after
-// "name\n" when grouped by name. Tag values holding ',' or '=' are cut
-// short: this is only the fallback of a group whose last event is unknown.
+// "name\n" when grouped by name. A tag value holding ',' is cut short
+// there (Kapacitor does not escape it).
 func groupKeyTags(key string) (name string, tags map[string]string) {
 	if i := strings.IndexByte(key, '\n'); i >= 0 {
 		name, key = key[:i], key[i+1:]

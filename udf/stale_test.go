@@ -97,7 +97,7 @@ func TestResolveStalePerGroup(t *testing.T) {
 	assert.Equal(t, start.Add(10*time.Second), ok3.Time, "the time is the wall clock's at resolution")
 	assert.Equal(t, 10*time.Second, ok3.Duration, "from the trigger's point time to the resolution")
 	assert.Equal(t, "cpu", ok3.Name)
-	assert.Equal(t, map[string]string{"host": "a", "cpu": "total"}, ok3.Tags, "the tags of the group's last event")
+	assert.Equal(t, map[string]string{"host": "a"}, ok3.Tags, "the tags of the group key")
 	assert.Empty(t, ok3.Fields)
 	assert.True(t, ok3.Recoverable)
 	assert.Contains(t, ok3.Details, `"Stale":10000000000`)
@@ -187,12 +187,14 @@ func TestResolveStaleAfterRestart(t *testing.T) {
 	require.Len(t, ev, 1)
 	assert.Equal(t, "a-cpu", ev[0].ID, "the saved id, not one rendered without the point's tags")
 	assert.Equal(t, "a-cpu OK a silent 10s", ev[0].Message, "the tags the group key holds")
+	assert.Empty(t, ev[0].Name, "a's measurement is unknown: no data since the restart")
 	assert.Equal(t, Critical, ev[0].PreviousLevel)
 	assert.Equal(t, 19*time.Second, ev[0].Duration, "from the trigger before the restart")
 	clock.add(5 * time.Second)
 	h.ResolveStale()
 	require.Len(t, rec2.Events(), 2, "b, 10s after its point")
 	assert.Equal(t, "b-cpu", rec2.Events()[1].ID)
+	assert.Equal(t, "cpu", rec2.Events()[1].Name, "the measurement of b's point after the restart")
 }
 
 // TestResolveStaleRestore: a Restore that replaces the groups restarts
@@ -354,11 +356,11 @@ func TestGroupKeyTags(t *testing.T) {
 func TestStaleTrackerEntries(t *testing.T) {
 	s := newStaleTracker(10, time.Time{})
 	for i := range 100 {
-		s.touch("g", time.Duration(i), nil)
+		s.touch("g", "cpu", time.Duration(i))
 		s.forget("g")
 	}
 	assert.Len(t, s.due, 1)
-	s.touch("h", 5, nil)
+	s.touch("h", "cpu", 5)
 	var got []string
 	s.expire(100, func(key string, _ staleGroup) { got = append(got, key) })
 	assert.Equal(t, []string{"h"}, got, "g was forgotten")

@@ -32,24 +32,24 @@ type staleGroup struct {
 	// off says the group is no longer alerting: it is dropped when its
 	// entry comes due, unless it alerts again before.
 	off bool
-	// name and tags are those of the group's last event: the stale
-	// resolution's .Name and .Tags (unknown, so empty and nil, for a
-	// group restored from saved state until its next event).
+	// name is the measurement of the group's last data: the stale
+	// resolution's .Name ("" for a group restored from saved state and
+	// silent since). Its tags are those of its key (see groupKeyTags):
+	// keeping each group's last tags would cost a map per group.
 	name string
-	tags map[string]string
 }
 
 func newStaleTracker(d time.Duration, base time.Time) *staleTracker {
 	return &staleTracker{d: d, base: base, seen: make(map[string]staleGroup)}
 }
 
-// touch records data of the alerting group key at now. ev, when not nil,
-// is the event the data sent: its name and tags are kept.
-func (s *staleTracker) touch(key string, now time.Duration, ev *Event) {
+// touch records data of the alerting group key, of measurement name, at
+// now ("" keeps the name known).
+func (s *staleTracker) touch(key, name string, now time.Duration) {
 	g, ok := s.seen[key]
 	g.last, g.off = now, false
-	if ev != nil {
-		g.name, g.tags = ev.Name, ev.Tags
+	if name != "" {
+		g.name = name
 	}
 	if !ok {
 		heap.Push(&s.due, dueEntry{key: key, at: now + s.d})
@@ -60,7 +60,7 @@ func (s *staleTracker) touch(key string, now time.Duration, ev *Event) {
 // forget stops tracking group key (it is OK again, or gone).
 func (s *staleTracker) forget(key string) {
 	if g, ok := s.seen[key]; ok && !g.off {
-		g.off, g.name, g.tags = true, "", nil
+		g.off = true
 		s.seen[key] = g
 	}
 }
@@ -70,7 +70,7 @@ func (s *staleTracker) reset(keys []string, now time.Duration) {
 	clear(s.seen)
 	s.due = s.due[:0]
 	for _, k := range keys {
-		s.touch(k, now, nil)
+		s.touch(k, "", now)
 	}
 }
 
