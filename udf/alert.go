@@ -29,16 +29,12 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	}
 	st, current := h.groupLevel(p.Group)
 	level, ok := h.level(p, current)
-	if !ok {
-		h.noteStale(p.Group, p.Name)
-		return nil, nil
-	}
 	var ev Event
-	if !h.alert(p.Group, st, current, level, p.Time, &eventSource{name: p.Name, tags: p.Tags, fields: p}, &ev) {
-		h.noteStale(p.Group, p.Name)
+	sent := ok && h.alert(p.Group, st, current, level, p.Time, &eventSource{name: p.Name, tags: p.Tags, fields: p}, &ev)
+	h.noteStale(p.Group, p.Name)
+	if !sent {
 		return nil, nil
 	}
-	h.noteStale(p.Group, p.Name)
 	h.publish(ev, p.Group)
 	return alertPoint(p, &ev), nil
 }

@@ -69,16 +69,14 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 	group := end.GetGroup()
 	st, current := h.groupLevel(group)
 	level, t, highestPoint := h.batchLevel(b.points, current, end.GetTmax())
-	if highestPoint == nil {
-		h.noteStale(group, end.GetName())
-		return nil, nil, nil // no point had a valid level
-	}
+	// No event when no point had a valid level (highestPoint is nil).
 	var ev Event
-	if !h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev) {
-		h.noteStale(group, end.GetName())
+	sent := highestPoint != nil &&
+		h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev)
+	h.noteStale(group, end.GetName())
+	if !sent {
 		return nil, nil, nil
 	}
-	h.noteStale(group, end.GetName())
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)
 	h.publish(ev, group)
 	out := make([]*agent.Point, len(b.points))

@@ -1,6 +1,7 @@
 package udf
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -392,4 +393,27 @@ func TestServerResolveStaleWithoutInput(t *testing.T) {
 	assert.Equal(t, int64(0), res.GetFieldsInt()["duration"], "a new alert")
 	require.Eventually(t, func() bool { return len(rec.Events()) == 4 }, 10*time.Second, 5*time.Millisecond,
 		"resolved again")
+}
+
+// TestResolveStaleInSweeps: when more groups fall silent at once than one
+// sweep resolves, the rest are due at once for the next.
+func TestResolveStaleInSweeps(t *testing.T) {
+	clock := newFakeClock()
+	rec := &recorder{}
+	h := staleHandler(t, rec, clock, false)
+	n := maxStalePerSweep + 100
+	for i := range n {
+		staleFeed(t, h, clock, fmt.Sprintf("h%05d", i), 5)
+	}
+	require.Len(t, rec.Events(), n)
+	clock.add(10 * time.Second)
+	h.ResolveStale()
+	assert.Len(t, rec.Events(), n+maxStalePerSweep, "one sweep's worth")
+	wait, ok := h.StaleWait()
+	require.True(t, ok)
+	assert.LessOrEqual(t, wait, time.Duration(0), "the rest are due now")
+	h.ResolveStale()
+	assert.Len(t, rec.Events(), 2*n, "every silent group resolved")
+	_, ok = h.StaleWait()
+	assert.False(t, ok)
 }

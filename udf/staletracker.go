@@ -83,10 +83,16 @@ func (s *staleTracker) next() (at time.Duration, ok bool) {
 	return s.due[0].at, true
 }
 
+// maxStalePerSweep bounds the groups one expire resolves: the connection
+// answers what waits (keepalives) between sweeps, however many groups
+// fall silent at once (a million, when a whole Kapacitor input stops).
+const maxStalePerSweep = 4096
+
 // expire stops tracking the groups that have received no data for d at
-// now, and calls stale for each, in the order they fell silent.
+// now, at most maxStalePerSweep of them, and calls stale for each, in the
+// order they fell silent. More may be due after it (see next).
 func (s *staleTracker) expire(now time.Duration, stale func(key string, g staleGroup)) {
-	for len(s.due) > 0 && s.due[0].at <= now {
+	for n := 0; n < maxStalePerSweep && len(s.due) > 0 && s.due[0].at <= now; {
 		e := heap.Pop(&s.due).(dueEntry)
 		g, ok := s.seen[e.key]
 		if !ok {
@@ -103,6 +109,7 @@ func (s *staleTracker) expire(now time.Duration, stale func(key string, g staleG
 		}
 		delete(s.seen, e.key)
 		stale(e.key, g)
+		n++
 	}
 }
 
