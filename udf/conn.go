@@ -100,7 +100,10 @@ func (c *conn) awaitStale() (woke bool) {
 	if !ok || c.src.deadline == nil || c.src.hasPending() {
 		return false
 	}
-	if err := c.src.deadline(time.Now().Add(wait)); err != nil {
+	// A deadline already past fails a read without reading, even with
+	// input waiting: give waiting input (a keepalive) a chance to come
+	// first between two sweeps of a burst of silent groups.
+	if err := c.src.deadline(time.Now().Add(max(wait, time.Millisecond))); err != nil {
 		return false
 	}
 	_, err := c.r.Peek(1)
