@@ -32,6 +32,11 @@ type Observer interface {
 	// delivered. It is called on the goroutine that added the incident's
 	// later event: the outbox committer's, the loader's, or New's.
 	Coalesced(endpoint string, level udf.Level)
+	// StaleResolved reports an OK event of a task's .resolveStale() (its
+	// group received no data for the task's duration: udf.Event.Stale)
+	// taken for delivery to the endpoint (named as for Attempted). It is
+	// called on the Kapacitor connection's goroutine, after Accepted.
+	StaleResolved(endpoint string)
 }
 
 // Source says where an event came from.

@@ -24,6 +24,13 @@ type recordingObserver struct {
 	levels    []udf.Level // of each attempt
 	accepted  []string    // "endpoint source"
 	coalesced []string    // "endpoint level"
+	stale     []string    // endpoint
+}
+
+func (o *recordingObserver) StaleResolved(endpoint string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stale = append(o.stale, endpoint)
 }
 
 func (o *recordingObserver) Coalesced(endpoint string, level udf.Level) {
@@ -113,6 +120,30 @@ func TestObserverAndHeaders(t *testing.T) {
 	assert.Equal(t, []string{"infra|team-agent|application/json", "infra|team-agent|application/json"}, headers["/flaky/"+secretKey], "the endpoint's headers, on every attempt")
 	assert.Equal(t, []string{"|kapacitor-squadcast|application/json"}, headers["/inline/"+secretKey], "an inline URL without an endpoint gets no headers")
 	assert.Equal(t, []string{"infra|team-agent|application/json"}, headers["/inline2/"+secretKey], "an inline URL takes its endpoint's headers")
+}
+
+// TestObserverStaleResolved: the Observer hears of each stale resolution
+// (.resolveStale()) taken for delivery, by endpoint name ("inline" for a
+// task's URL), and of no other event.
+func TestObserverStaleResolved(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	obs := &recordingObserver{}
+	s, _, _ := newTestSender(t, Config{Endpoints: []Endpoint{{Name: "prod", URL: srv.URL + "/p/" + secretKey}}, Observer: obs})
+	for i, d := range []udf.Destination{{Endpoint: "prod"}, {URL: srv.URL + "/inline/" + secretKey}} {
+		p, err := s.Open(d)
+		require.NoError(t, err)
+		require.NoError(t, p.Publish(webhookEvent("a", i)))
+		ok := webhookEvent("a", i)
+		ok.Level, ok.PreviousLevel = udf.OK, udf.Critical
+		require.NoError(t, p.Publish(ok))
+		ok.Stale = time.Minute
+		require.NoError(t, p.Publish(ok))
+	}
+	require.Eventually(t, func() bool { return s.Stats().Delivered == 6 }, 10*time.Second, time.Millisecond)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	assert.Equal(t, []string{"prod", "inline"}, obs.stale)
+	assert.Len(t, obs.accepted, 6)
 }
 
 // TestReady: a running Sender is ready; one whose outbox cannot be written,

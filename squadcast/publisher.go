@@ -36,6 +36,9 @@ func (p *publisher) Publish(ev udf.Event) error {
 	if err := s.accept(j, &p.src); err != nil {
 		return drop(err)
 	}
+	if ev.Stale != 0 && s.cfg.Observer != nil {
+		s.cfg.Observer.StaleResolved(p.t.label)
+	}
 	return nil
 }
 

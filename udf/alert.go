@@ -29,11 +29,10 @@ func (h *Handler) Point(p *agent.Point) (out *agent.Point, err error) {
 	}
 	st, current := h.groupLevel(p.Group)
 	level, ok := h.level(p, current)
-	if !ok {
-		return nil, nil
-	}
 	var ev Event
-	if !h.alert(p.Group, st, current, level, p.Time, &eventSource{name: p.Name, tags: p.Tags, fields: p}, &ev) {
+	sent := ok && h.alert(p.Group, st, current, level, p.Time, &eventSource{name: p.Name, tags: p.Tags, fields: p}, &ev)
+	h.noteStale(p.Group, p.Name)
+	if !sent {
 		return nil, nil
 	}
 	h.publish(ev, p.Group)
@@ -80,7 +79,8 @@ func (h *Handler) alert(key string, st *groupState, current, level Level, t int6
 	}
 	if send {
 		h.unflushed = true
-		*ev = h.event(src.name, key, st, src.tags, pointFields(src.fields), t, level, st.duration())
+		*ev = h.event(eventData{name: src.name, key: key, st: st, tags: src.tags, fields: pointFields(src.fields),
+			t: t, level: level, d: st.duration()})
 	}
 	if level == OK && !h.rules.flapping {
 		// Recovered: an absent group is an OK one.

@@ -69,11 +69,12 @@ func (h *Handler) EndBatch(end *agent.EndBatch) (begin *agent.BeginBatch, points
 	group := end.GetGroup()
 	st, current := h.groupLevel(group)
 	level, t, highestPoint := h.batchLevel(b.points, current, end.GetTmax())
-	if highestPoint == nil {
-		return nil, nil, nil // no point had a valid level
-	}
+	// No event when no point had a valid level (highestPoint is nil).
 	var ev Event
-	if !h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev) {
+	sent := highestPoint != nil &&
+		h.alert(group, st, current, level, t, &eventSource{name: end.GetName(), tags: end.GetTags(), fields: highestPoint}, &ev)
+	h.noteStale(group, end.GetName())
+	if !sent {
 		return nil, nil, nil
 	}
 	ev.Columns, ev.Values = batchRows(end.GetTags(), b.points)

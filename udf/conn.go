@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
 	"google.golang.org/protobuf/proto"
@@ -54,14 +56,19 @@ func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 func (c *conn) serve() error {
 	for {
 		if c.r.Buffered() == 0 && !c.src.hasPending() {
-			// About to wait for input: make this burst's events durable
-			// and send its responses. Input that arrives meanwhile is
-			// read ahead, and handled after.
+			// About to wait for input: resolve the groups silent for
+			// .resolveStale(), make this burst's events durable and send
+			// its responses. Input that arrives meanwhile is read ahead,
+			// and handled after.
+			c.h.ResolveStale()
 			if c.h.flushPending() {
 				c.src.during(c.h.Flush)
 			}
 			if err := c.w.Flush(); err != nil {
 				return fmt.Errorf("write: %w", err)
+			}
+			if c.awaitStale() {
+				continue
 			}
 		}
 		if err := c.read(); err != nil {
@@ -80,6 +87,30 @@ func (c *conn) serve() error {
 			}
 		}
 	}
+}
+
+// awaitStale waits for input, at a frame boundary, until the handler's
+// next .resolveStale() deadline at the latest, on the connection's read
+// deadline; it reports whether the deadline came first (the loop then
+// resolves and flushes before it waits again). Without a deadline to
+// keep, or on a connection without read deadlines, it returns false at
+// once and read waits as before. A read error is left for read to meet.
+func (c *conn) awaitStale() (woke bool) {
+	wait, ok := c.h.StaleWait()
+	if !ok || c.src.deadline == nil || c.src.hasPending() {
+		return false
+	}
+	// A deadline already past fails a read without reading, even with
+	// input waiting: give waiting input (a keepalive) a chance to come
+	// first between two sweeps of a burst of silent groups.
+	if err := c.src.deadline(time.Now().Add(max(wait, time.Millisecond))); err != nil {
+		return false
+	}
+	_, err := c.r.Peek(1)
+	if derr := c.src.deadline(time.Time{}); derr != nil {
+		c.src.err = derr // read meets it
+	}
+	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // fail tells Kapacitor why the connection ends, as the agent library does.

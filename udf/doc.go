@@ -17,6 +17,8 @@
 // node's saved NodeState: how they are kept is the Sink's business (the
 // daemon's keeps them on disk with the events). The node's options are
 // saved with its state, so that ResolveGone can build the events that
-// resolve its incidents once its task is deleted. Observer reports what
-// the handlers do, for metrics.
+// resolve its incidents once its task is deleted. With .resolveStale(d), a
+// group silent for d on the Clock is resolved by the connection's own
+// goroutine, which wakes for it on a read deadline (see stale.go).
+// Observer reports what the handlers do, for metrics.
 package udf

@@ -21,13 +21,17 @@ type Event struct {
 	ID       string
 	Message  string
 	Details  string
-	Time     time.Time // the point's time, in UTC
+	Time     time.Time // the point's time, in UTC (a stale resolution's: see Handler.staleEvent)
 	Duration time.Duration
 	Level    Level
 	// PreviousLevel is the level of the previous event sent for the same ID (OK for the first).
 	PreviousLevel Level
 	// Recoverable is false when the task suppresses recoveries.
 	Recoverable bool
+	// Stale, for an OK event sent because the group received no data for
+	// the task's .resolveStale() duration, is that duration; 0 for every
+	// other event.
+	Stale time.Duration
 
 	// Name is the measurement name; Group is Kapacitor's group ("nil" without groupBy).
 	Name  string
@@ -64,6 +68,23 @@ func LoggedID(id string) string {
 	return fmt.Sprintf("%s… (%d bytes)", id[:cut], len(id))
 }
 
+// eventData is what an event is built from.
+type eventData struct {
+	name string
+	// key is the group key; st its state, in h.groups.
+	key    string
+	st     *groupState
+	tags   map[string]string
+	fields map[string]interface{}
+	// t is the event's time (ns), d its duration.
+	t     int64
+	level Level
+	d     time.Duration
+	// stale is the .resolveStale() duration for a stale resolution, else 0:
+	// its ID is then the group's last, not rendered.
+	stale time.Duration
+}
+
 // event builds an alert event, as the alert node's event() does: for a
 // stream, from the point; for a batch, from its name, group and tags and
 // the fields of its highest point. The event is sent: its ID becomes the
@@ -75,48 +96,32 @@ func LoggedID(id string) string {
 // id of the group's previous event (so that its incident still resolves),
 // or else to the default id; the message and details fall back to their
 // defaults. Each fallback is logged as a warning.
-func (h *Handler) event(name, key string, st *groupState, tags map[string]string, fields map[string]interface{}, tns int64, level Level, d time.Duration) Event {
-	group := key
+func (h *Handler) event(e eventData) Event {
+	group := e.key
 	if group == "" {
 		group = "nil"
 	}
-	t := time.Unix(0, tns).UTC()
+	t := time.Unix(0, e.t).UTC()
 	info := DetailsInfo{MessageInfo: MessageInfo{
 		IDInfo: IDInfo{
-			Name:       name,
+			Name:       e.name,
 			TaskName:   h.taskID,
 			Group:      group,
-			Tags:       tags,
+			Tags:       e.tags,
 			ServerInfo: ServerInfo{Hostname: h.cfg.Hostname},
 		},
-		Fields:   fields,
-		Level:    level.String(),
+		Fields:   e.fields,
+		Level:    e.level.String(),
 		Time:     t,
-		Duration: d,
+		Duration: e.d,
+		Stale:    e.stale,
 	}}
-	var err error
-	if info.ID, err = render(h.opts.ID, &h.buf, &info.IDInfo); err != nil {
-		lastID := st.alertID()
-		info.ID = lastID
-		if lastID == "" {
-			info.ID, _ = render(defaultTemplates[optID], &h.buf, &info.IDInfo)
-		}
-		h.templateFailed(optID, group, err, "the group's previous id, else the default")
+	if info.ID = e.st.alertID(); e.stale == 0 || info.ID == "" {
+		info.ID = h.renderID(&info.IDInfo, e.st, group)
 	}
-	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
-		info.Message, _ = render(defaultTemplates[optMessage], &h.buf, &info.MessageInfo)
-		h.templateFailed(optMessage, group, err, "the default")
-	}
-	details, err := render(h.opts.Details, &h.buf, &info)
-	if err != nil {
-		var derr error
-		if details, derr = render(defaultTemplates[optDetails], &h.buf, &info); derr != nil {
-			details = info.Message
-		}
-		h.templateFailed(optDetails, group, err, "the default")
-	}
+	details := h.renderText(&info, group)
 	prev := h.prevOf(info.ID)
-	h.sent(key, st, info.ID, level)
+	h.sent(e.key, e.st, info.ID, e.level)
 	return Event{
 		TaskID:        h.taskID,
 		NodeID:        h.nodeID,
@@ -124,15 +129,50 @@ func (h *Handler) event(name, key string, st *groupState, tags map[string]string
 		Message:       info.Message,
 		Details:       details,
 		Time:          t,
-		Duration:      d,
-		Level:         level,
+		Duration:      e.d,
+		Level:         e.level,
 		PreviousLevel: prev,
 		Recoverable:   !h.opts.NoRecoveries,
-		Name:          name,
+		Stale:         e.stale,
+		Name:          e.name,
 		Group:         group,
-		Tags:          tags,
-		Fields:        fields,
+		Tags:          e.tags,
+		Fields:        e.fields,
 	}
+}
+
+// renderID renders the id template, falling back to the group's previous
+// id, or else to the default id.
+func (h *Handler) renderID(info *IDInfo, st *groupState, group string) string {
+	id, err := render(h.opts.ID, &h.buf, info)
+	if err == nil {
+		return id
+	}
+	id = st.alertID()
+	if id == "" {
+		id, _ = render(defaultTemplates[optID], &h.buf, info)
+	}
+	h.templateFailed(optID, group, err, "the group's previous id, else the default")
+	return id
+}
+
+// renderText renders info's message (into info) and returns its details,
+// each falling back to its default.
+func (h *Handler) renderText(info *DetailsInfo, group string) string {
+	var err error
+	if info.Message, err = render(h.opts.Message, &h.buf, &info.MessageInfo); err != nil {
+		info.Message, _ = render(defaultTemplates[optMessage], &h.buf, &info.MessageInfo)
+		h.templateFailed(optMessage, group, err, "the default")
+	}
+	details, err := render(h.opts.Details, &h.buf, info)
+	if err != nil {
+		var derr error
+		if details, derr = render(defaultTemplates[optDetails], &h.buf, info); derr != nil {
+			details = info.Message
+		}
+		h.templateFailed(optDetails, group, err, "the default")
+	}
+	return details
 }
 
 // templateFailed logs a template that failed for an event.

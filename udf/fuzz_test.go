@@ -16,6 +16,7 @@ func FuzzParseOptions(f *testing.F) {
 	for _, s := range []string{`"usage_idle" < 10`, `"a" =~ /x/ AND "b" != 'c'`, `sigma("v") > 3`, `(`, `"x" <`, `'''q'''`, `{{ .ID }}`} {
 		f.Add(s, "{{ .ID }} is {{ .Level }}")
 	}
+	f.Add(`"v" > 1`, DefaultMessageTemplate)
 	f.Fuzz(func(t *testing.T, expr, tmpl string) {
 		o, err := ParseOptions([]*agent.Option{str("crit", expr), str("message", tmpl)})
 		if err != nil {

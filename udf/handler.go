@@ -24,6 +24,8 @@ type HandlerConfig struct {
 	Batch bool
 	// Observer, when set, hears of points, events and failed Inits.
 	Observer Observer
+	// Clock is the wall clock of .resolveStale(); nil is the system's.
+	Clock Clock
 }
 
 // Handler handles the requests of one Kapacitor connection, i.e. one
@@ -52,6 +54,9 @@ type Handler struct {
 	ownLens []int
 	// flaps is each group's level history, with .flapping() only.
 	flaps map[string]*flapState
+	// stale tracks the alerting groups' last data, with .resolveStale() only.
+	stale *staleTracker
+	clock Clock
 
 	// asOf is the newest point time seen (ns); dirty holds the groups changed
 	// since the last Flush; unflushed says events were published since then.
@@ -74,8 +79,13 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = wallClock{}
+	}
 	return &Handler{
 		cfg:    cfg,
+		clock:  clock,
 		log:    log,
 		groups: make(map[string]*groupState),
 		prev:   make(map[string]Level),
@@ -135,6 +145,9 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	}
 	h.rules = rulesOf(opts)
 	h.rules.batch = h.cfg.Batch
+	if opts.ResolveStale > 0 {
+		h.stale = newStaleTracker(opts.ResolveStale, h.clock.Now())
+	}
 	ns, found, err := h.cfg.Sink.LoadState(h.taskID, h.nodeID)
 	if err != nil {
 		h.log.Error("cannot load the saved alert state: starting from OK", zap.Error(err))
@@ -147,6 +160,7 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	if found && !h.optionsSaved {
 		h.saveOptions()
 	}
+	h.resetStale()
 	if h.onInit != nil {
 		h.onInit(h.taskID)
 	}
@@ -189,6 +203,7 @@ func (h *Handler) Restore(r *agent.RestoreRequest) (resp *agent.RestoreResponse,
 	for g := range h.groups {
 		h.dirty[g] = struct{}{}
 	}
+	h.resetStale()
 	h.asOf = asOf
 	h.unflushed = true
 	h.log.Info("restored alert state from Kapacitor's snapshot", zap.Int("groups_alerting", len(h.groups)))

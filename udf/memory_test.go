@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/influxdata/kapacitor/udf/agent"
@@ -23,9 +24,9 @@ func (discard) LoadState(string, string) (NodeState, bool, error) {
 // heapPerGroup feeds one CRITICAL point to each of n distinct groups of a
 // handler (the default id template) and returns the live heap the handler
 // holds for them afterwards, in bytes per group.
-func heapPerGroup(t testing.TB, n int) float64 {
+func heapPerGroup(t testing.TB, n int, extra ...*agent.Option) float64 {
 	h := NewHandler(HandlerConfig{Sink: discard{}, Hostname: "h"})
-	res, err := h.Init(&agent.InitRequest{TaskID: "t", NodeID: "n", Options: []*agent.Option{str("crit", `"usage_idle" < 10`)}})
+	res, err := h.Init(&agent.InitRequest{TaskID: "t", NodeID: "n", Options: append([]*agent.Option{str("crit", `"usage_idle" < 10`)}, extra...)})
 	require.NoError(t, err)
 	require.True(t, res.Success, res.Error)
 	var before, after runtime.MemStats
@@ -61,6 +62,18 @@ func TestHeapPerAlertingGroup(t *testing.T) {
 	b := heapPerGroup(t, 100000)
 	t.Logf("%.0f bytes of live heap per alerting group", b)
 	require.Less(t, b, 130.0, "bytes of live heap per alerting group")
+}
+
+// TestHeapPerAlertingGroupResolveStale bounds what .resolveStale() adds
+// per alerting group (its last-seen time, the name and tags of its last
+// event, and its entry in the tracker's heap), which only its tasks pay.
+func TestHeapPerAlertingGroupResolveStale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("feeds 100,000 groups")
+	}
+	b := heapPerGroup(t, 100000, opt("resolveStale", vDur(time.Hour)))
+	t.Logf("%.0f bytes of live heap per alerting group with .resolveStale()", b)
+	require.Less(t, b, 400.0, "bytes of live heap per alerting group")
 }
 
 // TestGroupStateSize: a group's state fits the 32-byte allocation class.

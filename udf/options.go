@@ -32,6 +32,7 @@ const (
 	optTag          = "tag"
 	optPriority     = "priority"
 	optAll          = "all"
+	optResolveStale = "resolveStale"
 )
 
 // repeatable lists the options that may be given more than once: those
@@ -77,6 +78,7 @@ var optionInfo = map[string]*agent.OptionInfo{
 	optLevelTag:     {ValueTypes: tString},
 	optTag:          {ValueTypes: tStrings2},
 	optPriority:     {ValueTypes: tStrings2},
+	optResolveStale: {ValueTypes: tDuration},
 }
 
 // batchOptionInfo lists the options of @squadcast_batch(): those of
@@ -126,6 +128,9 @@ type TaskOptions struct {
 	Flapping          bool
 	FlapLow, FlapHigh float64
 	History           int
+	// ResolveStale, when not 0, resolves an alerting group that has
+	// received no data for this long (wall-clock time); see Handler.ResolveStale.
+	ResolveStale time.Duration
 
 	// Destination says where events go, with the options of their
 	// payload that the Sink validates (.tag and .priority).
@@ -154,7 +159,7 @@ func parseOptions(opts []*agent.Option, info map[string]*agent.OptionInfo) (*Tas
 	}
 	to := &TaskOptions{History: DefaultHistory}
 	for _, parse := range []func(*optionValues) error{
-		to.parseLevels, to.parseLevelSource, to.parseTemplates, to.parseSettings, to.parseDestination,
+		to.parseLevels, to.parseLevelSource, to.parseTemplates, to.parseSettings, to.parseStale, to.parseDestination,
 	} {
 		if err := parse(v); err != nil {
 			return nil, err
@@ -337,6 +342,19 @@ func (to *TaskOptions) parseSettings(v *optionValues) error {
 			return &OptionError{Option: optHistory, Reason: "is the history of .flapping(), which is not set"}
 		}
 		to.History = int(n)
+	}
+	return nil
+}
+
+// parseStale reads .resolveStale(d): d must be positive.
+func (to *TaskOptions) parseStale(v *optionValues) error {
+	vals, ok := v.vals[optResolveStale]
+	if !ok {
+		return nil
+	}
+	to.ResolveStale = time.Duration(vals[0].GetDurationValue())
+	if to.ResolveStale <= 0 {
+		return &OptionError{Option: optResolveStale, Value: to.ResolveStale.String(), Reason: "must be a positive duration, e.g. 10m"}
 	}
 	return nil
 }

@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// Default templates, the alert node's defaults.
+// Default templates, the alert node's defaults; the message says why
+// a stale resolution (.resolveStale) is OK, e.g. "cpu:host=a is OK (no
+// data for 10m0s)", and is the alert node's for every other event.
 const (
 	DefaultIDTemplate      = "{{ .Name }}:{{ .Group }}"
-	DefaultMessageTemplate = "{{ .ID }} is {{ .Level }}"
+	DefaultMessageTemplate = "{{ .ID }} is {{ .Level }}{{ if .Stale }} (no data for {{ .Stale }}){{ end }}"
 	DefaultDetailsTemplate = "{{ json . }}"
 )
 
@@ -52,6 +54,10 @@ type MessageInfo struct {
 	Time time.Time
 	// Duration is how long the alert has been non-OK.
 	Duration time.Duration
+	// Stale is, for the OK event of a group resolved by .resolveStale(d)
+	// (it received no data for d), d; 0 for every other event, so that
+	// `{{ if .Stale }}` tells such events apart. JSON leaves it out when 0.
+	Stale time.Duration `json:",omitempty"`
 }
 
 // DetailsInfo is the data of the details template.

@@ -51,10 +51,10 @@ func benchOptions() []*agent.Option {
 	return opts
 }
 
-func benchHandler(b *testing.B, sink Sink) *Handler {
+func benchHandler(b *testing.B, sink Sink, extra ...*agent.Option) *Handler {
 	b.Helper()
 	h := NewHandler(HandlerConfig{Sink: sink, Hostname: "benchhost"})
-	res, err := h.Init(&agent.InitRequest{TaskID: "bench", NodeID: "squadcast1", Options: benchOptions()})
+	res, err := h.Init(&agent.InitRequest{TaskID: "bench", NodeID: "squadcast1", Options: append(benchOptions(), extra...)})
 	if err != nil || !res.Success {
 		b.Fatalf("init: %v %s", err, res.GetError())
 	}
@@ -136,6 +136,21 @@ func BenchmarkHandlerPoint(b *testing.B) {
 		h := benchHandler(b, &benchSink{})
 		ps := benchPoints(Critical)
 		for i, p := range ps { // every group alerting
+			p.Time = int64(i)
+			if _, err := h.Point(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchLoop(b, h, func(i int) *agent.Point { return ps[i%benchGroups] }, false)
+	})
+	b.Run("no-change/critical/resolveStale", func(b *testing.B) {
+		// The same with .resolveStale(): each point of an alerting group
+		// reads the clock and updates the group's last-seen time.
+		h := benchHandler(b, &benchSink{}, &agent.Option{Name: "resolveStale", Values: []*agent.OptionValue{
+			{Type: agent.ValueType_DURATION, Value: &agent.OptionValue_DurationValue{DurationValue: int64(time.Hour)}},
+		}})
+		ps := benchPoints(Critical)
+		for i, p := range ps {
 			p.Time = int64(i)
 			if _, err := h.Point(p); err != nil {
 				b.Fatal(err)

@@ -24,6 +24,8 @@ type e2eStack struct {
 	kap     *stack.Kapacitord
 	// influx is the InfluxDB batch tasks query (e2eStartBatch only).
 	influx *stack.Influxd
+	// daemonCfg is how the daemon was started, to start it again.
+	daemonCfg stack.DaemonConfig
 
 	stopOnce sync.Once
 	stopErr  error
@@ -110,14 +112,15 @@ func e2eStartWith(t *testing.T, daemonPath string, batch bool, args ...string) *
 	require.NoError(t, err)
 	dataDir := filepath.Join(dir, "data")
 	require.NoError(t, os.MkdirAll(dataDir, 0o755))
-	st.daemon, err = stack.StartDaemon(stack.DaemonConfig{
+	st.daemonCfg = stack.DaemonConfig{
 		Binary:      bin,
 		Socket:      filepath.Join(dir, "squadcast.sock"),
 		BatchSocket: batchSocket,
 		DataDir:     dataDir,
 		URL:         st.standIn.URL + daemonPath,
 		Args:        args,
-	})
+	}
+	st.daemon, err = stack.StartDaemon(st.daemonCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if err := st.stop(); err != nil {

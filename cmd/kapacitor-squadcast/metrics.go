@@ -36,7 +36,8 @@ type metrics struct {
 	requests     *prometheus.HistogramVec
 	coalesced    *prometheus.CounterVec
 	deletedTasks *prometheus.CounterVec // see metrics_deleted.go
-	endpoints    []string               // the endpoint labels, inline included
+	stale        *prometheus.CounterVec
+	endpoints    []string // the endpoint labels, inline included
 }
 
 var (
@@ -111,6 +112,8 @@ func newMetrics(endpoints []string) *metrics {
 		Help: "Events removed unsent by coalescing (coalesce = true), never delivered: triggers replaced by a later trigger, and triggers never sent dropped with their resolve, by endpoint name.",
 	}, []string{"endpoint"})
 	f(m.coalesced)
+	m.stale = endpointCounter(f, m.endpoints, "stale_resolutions_total",
+		"OK events of groups that received no data for their task's .resolveStale() duration, taken for delivery, by endpoint name.")
 	for _, e := range m.endpoints {
 		// One outcome of each result label: delivered, retried, dead_lettered.
 		for _, o := range []squadcast.Outcome{squadcast.OutcomeDelivered, squadcast.OutcomeRetry, squadcast.OutcomePermanent} {
@@ -125,6 +128,17 @@ func newMetrics(endpoints []string) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit(), "goversion": goVersion()},
 	}, func() float64 { return 1 }))
 	return m
+}
+
+// endpointCounter registers a counter by endpoint name, each of endpoints
+// present from the start at zero.
+func endpointCounter(register func(prometheus.Collector), endpoints []string, name, help string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help}, []string{"endpoint"})
+	register(c)
+	for _, e := range endpoints {
+		c.WithLabelValues(e)
+	}
+	return c
 }
 
 // latencyBuckets are the buckets of the delivery latency histograms, in
@@ -190,6 +204,11 @@ func (m *metrics) Attempted(endpoint string, level udf.Level, o squadcast.Outcom
 // Coalesced counts an event removed by coalescing, by endpoint.
 func (m *metrics) Coalesced(endpoint string, _ udf.Level) {
 	m.coalesced.WithLabelValues(endpoint).Inc()
+}
+
+// StaleResolved counts a stale resolution (.resolveStale()), by endpoint.
+func (m *metrics) StaleResolved(endpoint string) {
+	m.stale.WithLabelValues(endpoint).Inc()
 }
 
 // handler serves /metrics, /healthz (the process is up) and /readyz (ready
