@@ -176,7 +176,7 @@ type deletedRig struct {
 func newDeletedRig(t *testing.T, saved ...string) *deletedRig {
 	t.Helper()
 	r := &deletedRig{kap: &listKapacitor{tasks: map[string]string{}, serverID: deletedServerID},
-		store: &fakeTaskStore{saved: saved, listers: map[string]string{}},
+		store:   &fakeTaskStore{saved: saved, listers: map[string]string{}},
 		counted: map[string]int{}, connected: map[string]bool{}}
 	r.srv = httptest.NewServer(r.kap)
 	t.Cleanup(r.srv.Close)
