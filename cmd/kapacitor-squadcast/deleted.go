@@ -108,6 +108,11 @@ func (d *deletedTasks) check(ctx context.Context) {
 		return
 	}
 	v, err := d.read(ctx, saved)
+	if err != nil && len(saved) == 0 {
+		// Nothing to resolve: no warning (the daemon starts before Kapacitor).
+		d.log.Debug("checked for deleted tasks: no task saved alert state; Kapacitor's task list cannot be read", zap.Error(err))
+		return
+	}
 	if err != nil {
 		d.failed(ctx, err)
 		return

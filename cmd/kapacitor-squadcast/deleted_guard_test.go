@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 )
@@ -190,4 +191,19 @@ func TestIsServerID(t *testing.T) {
 		"g33e93cc-a007-4cf7-af6f-84e7c50a9b6a", "c33e93cc-a007-4cf7-af6f-84e7c50a9b6a "} {
 		assert.False(t, isServerID(s), s)
 	}
+}
+
+// TestDeletedTaskNothingSaved: with no saved state, checks still record
+// who lists each task (a task may save state and be deleted before the
+// next check), and a Kapacitor that cannot be read is no warning: there
+// is nothing to resolve.
+func TestDeletedTaskNothingSaved(t *testing.T) {
+	r := newDeletedRig(t)
+	r.kap.tasks["cpu"] = "enabled"
+	r.checks(1)
+	assert.Equal(t, map[string]string{"cpu": deletedServerID}, r.store.listers)
+	r.srv.Close()
+	r.checks(3)
+	assert.Zero(t, r.logs.FilterLevelExact(zapcore.WarnLevel).Len())
+	assert.Equal(t, 3, r.logs.FilterMessage("checked for deleted tasks: no task saved alert state; Kapacitor's task list cannot be read").Len())
 }
