@@ -104,3 +104,15 @@ func (s *Sender) resolveNode(task, node, why string) NodeResolution {
 	r.Err = s.cm.Flush(&p.src, drop, true)
 	return r
 }
+
+// TaskListers returns, for each task recorded, the identity of the
+// Kapacitor that last listed it (see SetTaskListers): none for a file
+// written before they were recorded.
+func (s *Sender) TaskListers() (map[string]string, error) { return s.outbox.Listers() }
+
+// SetTaskListers records, in one transaction of the outbox, the identity
+// of the Kapacitor that listed each task of set, and forgets the tasks of
+// del. ResolveTask forgets the record of a task whose state it drops.
+func (s *Sender) SetTaskListers(set map[string]string, del []string) error {
+	return s.outbox.SetListers(set, del)
+}

@@ -45,6 +45,8 @@ func TestResolveTask(t *testing.T) {
 	// Their deletions written: no outcome can go in a transaction of its own below.
 	require.Eventually(t, func() bool { return len(listOutbox(t, s.outbox)) == 0 }, 10*time.Second, 5*time.Millisecond)
 
+	const lister = "c33e93cc-a007-4cf7-af6f-84e7c50a9b6a"
+	require.NoError(t, s.SetTaskListers(map[string]string{"cpu": lister, "old": lister, "quiet": lister}, nil))
 	before := s.cm.Commits()
 	nodes, err := s.ResolveTask("cpu", "task cpu deleted")
 	require.NoError(t, err)
@@ -70,6 +72,9 @@ func TestResolveTask(t *testing.T) {
 	tasks, err = s.SavedTasks()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"old"}, tasks, "the node without options is kept, the others dropped")
+	listers, err := s.TaskListers()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"old": lister}, listers, "a task's record goes with its state")
 	nodes, err = s.ResolveTask("nope", "gone")
 	require.NoError(t, err)
 	assert.Empty(t, nodes)

@@ -30,6 +30,13 @@ import (
 // task is listed: it is kept. A failed check (Kapacitor unreachable, an
 // error answer, a list that is not whole) changes nothing, nor does it
 // forget what earlier checks found.
+//
+// Another Kapacitor (a wrong URL, a staging instance, one started on a
+// wiped data dir) lacks every task: so a task's absence counts only when
+// the Kapacitor answering is the one that last listed it. Each check reads
+// Kapacitor's identity, its server ID (kept in its data dir), before and
+// after its task lists; the outbox records, per task, the identity of the
+// Kapacitor that last listed it (see deleted_identity.go).
 type deletedTasks struct {
 	api   *reenabler // Kapacitor's API client: only its do is used
 	store taskStore
@@ -46,12 +53,20 @@ type deletedTasks struct {
 	failing bool
 	// logged holds the "task/node" of nodes whose failure to resolve was logged.
 	logged map[string]bool
+	// listers holds, per task, the identity (server ID) of the Kapacitor
+	// that last listed it, as recorded in the outbox; nil until loaded.
+	listers map[string]string
+	// unlisted holds, per saved task logged as never listed by the
+	// Kapacitor answering, that Kapacitor's identity.
+	unlisted map[string]string
 }
 
 // taskStore is where the saved alert state is: the sender.
 type taskStore interface {
 	SavedTasks() ([]string, error)
 	ResolveTask(task, why string) ([]squadcast.NodeResolution, error)
+	TaskListers() (map[string]string, error)
+	SetTaskListers(set map[string]string, del []string) error
 }
 
 // listedTask is the part of Kapacitor's task JSON a check reads.
@@ -62,7 +77,7 @@ type listedTask struct {
 
 func newDeletedTasks(api *reenabler, store taskStore, connected func() map[string]bool, interval time.Duration, log *zap.Logger) *deletedTasks {
 	return &deletedTasks{api: api, store: store, connected: connected, interval: interval, log: log,
-		absent: map[string]int{}, logged: map[string]bool{}}
+		absent: map[string]int{}, logged: map[string]bool{}, unlisted: map[string]string{}}
 }
 
 // run checks at once, then every interval, until ctx ends.
@@ -79,20 +94,25 @@ func (d *deletedTasks) run(ctx context.Context) {
 	}
 }
 
-// check is one check: it updates the absent counts from Kapacitor's
-// answers, then resolves the tasks absent twice.
+// check is one check: it reads Kapacitor's identity and tasks (read),
+// records which Kapacitor listed each task (record), updates the absent
+// counts from the answers, then resolves the tasks absent twice.
 func (d *deletedTasks) check(ctx context.Context) {
 	saved, err := d.store.SavedTasks()
 	if err != nil {
 		d.log.Error("cannot list the tasks that saved alert state", zap.Error(err))
 		return
 	}
-	if len(saved) == 0 {
-		clear(d.absent)
-		d.log.Debug("checked for deleted tasks: no task saved alert state")
+	if err := d.loadListers(); err != nil {
+		d.log.Error("cannot read which Kapacitor listed each task: no task counts as deleted", zap.Error(err))
 		return
 	}
-	listed, err := d.list(ctx, "")
+	v, err := d.read(ctx, saved)
+	if err != nil && len(saved) == 0 {
+		// Nothing to resolve: no warning (the daemon starts before Kapacitor).
+		d.log.Debug("checked for deleted tasks: no task saved alert state; Kapacitor's task list cannot be read", zap.Error(err))
+		return
+	}
 	if err != nil {
 		d.failed(ctx, err)
 		return
@@ -101,14 +121,13 @@ func (d *deletedTasks) check(ctx context.Context) {
 		d.failing = false
 		d.log.Info("Kapacitor's task list is readable again: checking for deleted tasks")
 	}
-	connected := d.connected()
+	if err := d.record(v, saved); err != nil {
+		d.log.Error("cannot record which Kapacitor listed each task: no task counts as deleted", zap.Error(err))
+		return
+	}
 	var gone []string
 	for _, task := range saved {
-		absent, err := d.isAbsent(ctx, task, listed, connected)
-		if err != nil {
-			d.log.Debug("cannot tell whether a task is deleted: it counts as present", zap.String("task", task), zap.Error(err))
-		}
-		if !absent {
+		if !d.counts(task, v) {
 			delete(d.absent, task)
 			continue
 		}
@@ -117,7 +136,8 @@ func (d *deletedTasks) check(ctx context.Context) {
 		}
 	}
 	d.forgetUnsaved(saved)
-	d.log.Debug("checked for deleted tasks", zap.Int("saved", len(saved)), zap.Int("listed", len(listed)), zap.Strings("deleted", gone))
+	d.log.Debug("checked for deleted tasks", zap.String("server_id", v.id), zap.Int("saved", len(saved)),
+		zap.Int("listed", len(v.listed)), zap.Strings("deleted", gone))
 	for _, task := range gone {
 		d.resolve(task)
 	}
@@ -197,6 +217,11 @@ func (d *deletedTasks) forgetUnsaved(saved []string) {
 			delete(d.absent, t)
 		}
 	}
+	for t := range d.unlisted {
+		if !keep[t] {
+			delete(d.unlisted, t)
+		}
+	}
 }
 
 // resolve resolves a deleted task's incidents and drops its state (see
@@ -236,6 +261,7 @@ func (d *deletedTasks) resolve(task string) {
 	}
 	if dropped == len(nodes) {
 		delete(d.absent, task)
+		delete(d.listers, task) // the outbox dropped its record with its state
 	}
 }
 

@@ -72,9 +72,15 @@ func startDeletedE2E(t *testing.T) *deletedE2E {
 }
 
 // startKapacitord starts kapacitord (again: same address, same data).
-func (e *deletedE2E) startKapacitord(t *testing.T) {
+func (e *deletedE2E) startKapacitord(t *testing.T) { t.Helper(); e.startKapacitordIn(t, e.kapCfg.Dir) }
+
+// startKapacitordIn starts kapacitord on the same address, with its data
+// in dir: another Kapacitor for a dir of its own.
+func (e *deletedE2E) startKapacitordIn(t *testing.T, dir string) {
 	t.Helper()
-	k, err := stack.StartKapacitord(e.kapCfg)
+	cfg := e.kapCfg
+	cfg.Dir = dir
+	k, err := stack.StartKapacitord(cfg)
 	require.NoError(t, err)
 	e.kap = k
 	t.Cleanup(func() {
@@ -114,6 +120,9 @@ func TestE2EResolveDeletedTasks(t *testing.T) {
 		now.UnixNano(), now.Add(time.Millisecond).UnixNano())))
 	_, err := e.standIn.WaitFor(4, 60*time.Second)
 	require.NoError(t, err, "two CRITICAL events per task")
+	// A task's absence counts only once this Kapacitor has listed it: a
+	// check that started after the events lists both tasks.
+	e.awaitChecks(t, "checked for deleted tasks", 2)
 
 	require.NoError(t, e.kap.DisableTask("dis_cpu"))
 	require.NoError(t, e.kap.DeleteTask("del_cpu"))
@@ -148,6 +157,8 @@ func TestE2EResolveDeletedTasks(t *testing.T) {
 	assert.Len(t, e.standIn.Requests(), 6, "nothing more was sent: the disabled task's incidents stay open")
 	assert.Equal(t, 1, e.logCount("cannot read Kapacitor's task list: no task counts as deleted until it answers"))
 
+	e.checkOtherKapacitor(t)
+
 	e.kap.Stop()
 	require.NoError(t, e.daemon.Stop())
 	out := e.daemon.Output()
@@ -158,6 +169,34 @@ func TestE2EResolveDeletedTasks(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Regexp(t, regexp.MustCompile(`(?m)^dis_cpu +squadcast2 +2 +2 +0 +0 `), list)
 	assert.NotContains(t, list, "del_cpu")
+}
+
+// checkOtherKapacitor: another Kapacitor (a fresh kapacitord on a new
+// data dir, so a new server_id, and no task) answering at the URL makes
+// the saved task dis_cpu look deleted: it is kept, its incidents stay
+// open, and the daemon says so once, naming both Kapacitors' server IDs.
+// The first Kapacitor back, the task is listed again: still kept.
+func (e *deletedE2E) checkOtherKapacitor(t *testing.T) {
+	t.Helper()
+	firstDir := e.kap.Dir
+	e.kap.Stop()
+	e.startKapacitordIn(t, filepath.Join(filepath.Dir(e.kapCfg.Dir), "kapacitord-fresh"))
+	e.awaitChecks(t, "checked for deleted tasks", 5)
+	assert.Len(t, e.standIn.Requests(), 6, "nothing was resolved for another Kapacitor")
+	first, err := os.ReadFile(filepath.Join(firstDir, "server.id"))
+	require.NoError(t, err)
+	fresh, err := os.ReadFile(filepath.Join(e.kap.Dir, "server.id"))
+	require.NoError(t, err)
+	require.NotEqual(t, string(first), string(fresh))
+	const kept = `"msg":"a task that saved alert state is not in Kapacitor's task list, but this Kapacitor never listed it: its alert state and incidents are kept.`
+	out := e.daemon.Output()
+	assert.Equal(t, 1, strings.Count(out, kept), "logged once")
+	assert.Regexp(t, regexp.QuoteMeta(kept)+`[^\n]*"task":"dis_cpu","server_id":"`+string(fresh)+`","listed_by":"`+string(first)+`"`, out)
+
+	e.kap.Stop()
+	e.startKapacitordIn(t, firstDir)
+	e.awaitChecks(t, "checked for deleted tasks", 5)
+	assert.Len(t, e.standIn.Requests(), 6, "the first Kapacitor lists the disabled task: kept")
 }
 
 // deletedMetric returns the daemon's /metrics.

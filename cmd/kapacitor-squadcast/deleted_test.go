@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast/outbox"
 )
 
 // deletedPassword is in the fake Kapacitor's URL: no log may show it.
@@ -36,13 +38,27 @@ type listKapacitor struct {
 	// answer, when set, replaces the answer to every list request.
 	answer func(w http.ResponseWriter, pattern string) bool
 	gets   int
+	// serverID is the identity /kapacitor/v1/debug/vars answers; vars,
+	// when set, replaces that answer.
+	serverID string
+	vars     func(w http.ResponseWriter) bool
 }
+
+// deletedServerID is the fake Kapacitor's identity unless a test changes it.
+const deletedServerID = "c33e93cc-a007-4cf7-af6f-84e7c50a9b6a"
 
 func (k *listKapacitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != deletedPassword {
 		http.Error(w, `{"error":"authentication required"}`, http.StatusUnauthorized)
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/kapacitor/v1/debug/vars" {
+		if k.vars == nil || !k.vars(w) {
+			_ = json.NewEncoder(w).Encode(map[string]any{"cluster_id": "98f2dedc-aed2-4a18-b9e9-60aea2c9294d",
+				"server_id": k.serverID, "version": "1.5.9", "num_tasks": len(k.tasks)})
+		}
 		return
 	}
 	q := r.URL.Query()
@@ -80,9 +96,43 @@ type fakeTaskStore struct {
 	saved    []string
 	resolved []string
 	nodes    map[string][]squadcast.NodeResolution // what ResolveTask answers, by task
+	// listers are the records of SetTaskListers, in memory unless db is set.
+	listers map[string]string
+	db      *outbox.DB
+	// listerErr, when set, fails TaskListers and SetTaskListers.
+	listerErr error
+	// writes counts the calls of SetTaskListers that change something.
+	writes int
 }
 
 func (s *fakeTaskStore) SavedTasks() ([]string, error) { return s.saved, nil }
+
+func (s *fakeTaskStore) TaskListers() (map[string]string, error) {
+	if s.listerErr != nil {
+		return nil, s.listerErr
+	}
+	if s.db != nil {
+		return s.db.Listers()
+	}
+	return maps.Clone(s.listers), nil
+}
+
+func (s *fakeTaskStore) SetTaskListers(set map[string]string, del []string) error {
+	if s.listerErr != nil {
+		return s.listerErr
+	}
+	if len(set)+len(del) > 0 {
+		s.writes++
+	}
+	if s.db != nil {
+		return s.db.SetListers(set, del)
+	}
+	maps.Copy(s.listers, set)
+	for _, t := range del {
+		delete(s.listers, t)
+	}
+	return nil
+}
 
 func (s *fakeTaskStore) ResolveTask(task, why string) ([]squadcast.NodeResolution, error) {
 	s.resolved = append(s.resolved, task+": "+why)
@@ -101,6 +151,7 @@ func (s *fakeTaskStore) ResolveTask(task, why string) ([]squadcast.NodeResolutio
 		s.nodes[task] = kept
 	}
 	if len(kept) == 0 {
+		delete(s.listers, task) // as the outbox drops the record with the state
 		for i, t := range s.saved {
 			if t == task {
 				s.saved = append(s.saved[:i:i], s.saved[i+1:]...)
@@ -124,7 +175,8 @@ type deletedRig struct {
 
 func newDeletedRig(t *testing.T, saved ...string) *deletedRig {
 	t.Helper()
-	r := &deletedRig{kap: &listKapacitor{tasks: map[string]string{}}, store: &fakeTaskStore{saved: saved},
+	r := &deletedRig{kap: &listKapacitor{tasks: map[string]string{}, serverID: deletedServerID},
+		store:   &fakeTaskStore{saved: saved, listers: map[string]string{}},
 		counted: map[string]int{}, connected: map[string]bool{}}
 	r.srv = httptest.NewServer(r.kap)
 	t.Cleanup(r.srv.Close)
@@ -144,6 +196,22 @@ func newDeletedRig(t *testing.T, saved ...string) *deletedRig {
 	return r
 }
 
+// listedThenDeleted runs a check with these tasks in Kapacitor, then
+// deletes them from it: this Kapacitor listed them.
+func (r *deletedRig) listedThenDeleted(tasks ...string) {
+	r.kap.set(func() {
+		for _, t := range tasks {
+			r.kap.tasks[t] = "enabled"
+		}
+	})
+	r.checks(1)
+	r.kap.set(func() {
+		for _, t := range tasks {
+			delete(r.kap.tasks, t)
+		}
+	})
+}
+
 // checks runs n checks.
 func (r *deletedRig) checks(n int) {
 	for range n {
@@ -156,6 +224,7 @@ func (r *deletedRig) checks(n int) {
 // endpoint; absent from one check, it is not.
 func TestDeletedTaskAbsentTwice(t *testing.T) {
 	r := newDeletedRig(t, "cpu", "gone")
+	r.listedThenDeleted("gone")
 	r.kap.tasks["cpu"] = "enabled"
 	r.checks(1)
 	assert.Empty(t, r.store.resolved, "absent from one check only")
@@ -225,6 +294,7 @@ func TestDeletedTaskNotResolved(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newDeletedRig(t, "t")
+			r.listedThenDeleted("t")
 			tc.setup(r)
 			r.checks(4)
 			assert.Empty(t, r.store.resolved)
@@ -239,6 +309,7 @@ func TestDeletedTaskNotResolved(t *testing.T) {
 // when it answers again.
 func TestDeletedTaskCountsReset(t *testing.T) {
 	r := newDeletedRig(t, "t")
+	r.listedThenDeleted("t")
 	r.checks(1) // absent
 	r.kap.set(func() { r.kap.tasks["t"] = "enabled" })
 	r.checks(1) // listed
@@ -272,6 +343,7 @@ func TestDeletedTaskNodeFails(t *testing.T) {
 		{Node: "squadcast2", Endpoint: "eu", Resolved: 3},
 		{Node: "squadcast5", Err: errors.New("the node's state was saved without its options")},
 	}}
+	r.listedThenDeleted("t")
 	r.checks(4)
 	assert.Len(t, r.store.resolved, 3, "tried at each check from the second")
 	warned := r.logs.FilterMessage("cannot resolve the incidents of a deleted task's node: its alert state is kept; resolve them in Squadcast, then drop it with `kapacitor-squadcast state drop --task TASK` while the daemon is stopped").All()

@@ -46,7 +46,7 @@ var serveFlags = []serveFlag{
 		func(c *Config) any { return &c.LogFormat }},
 	{"kapacitor-url", "Kapacitor's HTTP API `URL` (e.g. http://localhost:9092); when set, tasks left on a previous daemon process's broken connection are restarted at start-up, and --resolve-deleted-tasks can tell which tasks exist (default off)",
 		func(c *Config) any { return &c.KapacitorURL }},
-	{"resolve-deleted-tasks", "with --kapacitor-url: resolve the open incidents of a task deleted from Kapacitor (one absent from two of its task lists, --kapacitor-check-interval apart; a disabled task is kept), then drop its saved alert state; see docs/operations.md (default off)",
+	{"resolve-deleted-tasks", "with --kapacitor-url: resolve the open incidents of a task deleted from Kapacitor (one absent from two of its task lists, --kapacitor-check-interval apart, of the Kapacitor that listed it; a disabled task is kept), then drop its saved alert state; see docs/operations.md (default off)",
 		func(c *Config) any { return &c.ResolveDeletedTasks }},
 	{"kapacitor-check-interval", "how often --resolve-deleted-tasks lists Kapacitor's tasks; a task counts as deleted once two lists this far apart lack it (at least 100ms)",
 		func(c *Config) any { return &c.KapacitorCheckInterval }},

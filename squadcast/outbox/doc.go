@@ -11,6 +11,9 @@
 //	                      which key "m" holds the newest point time the
 //	                      node's state reflects and keys "g"+group hold
 //	                      its alerting groups (GroupState)
+//	bucket "kapacitor_listers": key task ID → the identity (server ID) of
+//	                      the Kapacitor that last listed the task (see
+//	                      Listers); missing in files written before it
 //
 // seq is an event's sequence number, 8 bytes big-endian: it gives every
 // event a place in one global order, kept when an event moves between

@@ -118,7 +118,10 @@ func (c *StateChange) writeIn(tx *bolt.Tx) error {
 		if nodes == nil || nodes.Bucket(nodeKey(c.Task, c.Node)) == nil {
 			return nil
 		}
-		return nodes.DeleteBucket(nodeKey(c.Task, c.Node))
+		if err := nodes.DeleteBucket(nodeKey(c.Task, c.Node)); err != nil {
+			return err
+		}
+		return forgetListerIfNoState(tx, c.Task)
 	}
 	nodes, err := tx.CreateBucketIfNotExists(bucketState)
 	if err != nil {

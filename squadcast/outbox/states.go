@@ -95,7 +95,7 @@ func (d *DB) DropState(task, node string) (nodes int, err error) {
 			}
 		}
 		nodes = len(keys)
-		return nil
+		return forgetListerIfNoState(tx, task)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("drop alert state of task %s in outbox %s: %w", task, d.path, err)
