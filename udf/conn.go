@@ -53,10 +53,10 @@ func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 // (the error, which is also sent to Kapacitor as an ErrorResponse).
 func (c *conn) serve() error {
 	for {
-		if c.r.Buffered() == 0 && !c.src.hasPending() {
-			// About to wait for input: make this burst's events durable
-			// and send its responses. Input that arrives meanwhile is
-			// read ahead, and handled after.
+		if c.r.Buffered() == 0 && !c.src.hasPending() || c.h.flushDue() {
+			// About to wait for input (or the burst is large): make this
+			// burst's events durable and send its responses. Input that
+			// arrives meanwhile is read ahead, and handled after.
 			if c.h.flushPending() {
 				c.src.during(c.h.Flush)
 			}

@@ -100,3 +100,17 @@ func (s *source) during(wait func()) {
 
 // flushPending reports whether Flush has something to make durable or save.
 func (h *Handler) flushPending() bool { return h.unflushed || len(h.dirty) > 0 }
+
+// maxBurstChanges bounds the groups one burst of input may change before
+// the connection stops reading to make the burst's events durable (a
+// Flush), even with more input waiting: a storm that turns a million
+// groups CRITICAL at once is then written a few thousand events per
+// transaction, and the events rendered but not yet written, the
+// transaction's dirty pages and the state change stay bounded; meanwhile
+// Kapacitor waits on the socket (and the read-ahead). Ordinary bursts
+// change far fewer groups and never reach it.
+const maxBurstChanges = 4096
+
+// flushDue reports whether the burst changed so many groups that Flush
+// must run before more input is handled.
+func (h *Handler) flushDue() bool { return len(h.dirty) >= maxBurstChanges }

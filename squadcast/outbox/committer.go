@@ -82,6 +82,10 @@ type CommitterConfig[T any] struct {
 	// BeforeCommit, when set, runs before each transaction; an error
 	// fails it (tests inject disk failures with it).
 	BeforeCommit func() error
+	// OnShrink, when set, runs on the committer's goroutine after the file
+	// was shrunk (see DB.Shrink): the daemon then gives the memory the
+	// backlog took back to the system.
+	OnShrink func()
 }
 
 type appendOp[T any] struct {
@@ -117,6 +121,9 @@ type Committer[T any] struct {
 	wake    chan struct{} // closed to cut a retry pause short
 	exited  chan struct{}
 	commits atomic.Int64
+	shrinks atomic.Int64
+
+	shrinkChecked time.Time // when maybeShrink last checked; the goroutine's
 }
 
 // NewCommitter starts a Committer on db. Stop it with Stop.

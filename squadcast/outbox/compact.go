@@ -40,13 +40,8 @@ func CompactIfSparse(o *DB, log *zap.Logger) (*DB, error) {
 	if err := os.Remove(tmp); err == nil {
 		log.Info("removed an outbox compaction left unfinished", zap.String("file", tmp))
 	}
-	fi, err := os.Stat(o.path)
-	if err != nil {
-		return o, nil // bbolt has it open; nothing to decide on
-	}
-	size := fi.Size()
-	free := int64(o.db.Stats().FreePageN) * int64(o.db.Info().PageSize)
-	if free < compactMinFree || float64(free) < compactMinShare*float64(size) {
+	size, ok := sparse(o.db, o.path)
+	if !ok {
 		return o, nil
 	}
 	start := time.Now()
@@ -76,21 +71,43 @@ func CompactIfSparse(o *DB, log *zap.Logger) (*DB, error) {
 	return Open(o.path, Options{Check: o.check})
 }
 
+// sparse reports whether the file of db at path is mostly free pages (see
+// compactMinFree and compactMinShare), with its size.
+func sparse(db *bolt.DB, path string) (size int64, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false // bbolt has it open; nothing to decide on
+	}
+	size = fi.Size()
+	free := int64(db.Stats().FreePageN) * int64(db.Info().PageSize)
+	return size, free >= compactMinFree && float64(free) >= compactMinShare*float64(size)
+}
+
 // compactTo writes a compacted copy of db to path, synced.
 func compactTo(db *bolt.DB, path string) error {
-	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	dst, err := compactOpen(db, path)
 	if err != nil {
 		return err
 	}
+	return dst.Close()
+}
+
+// compactOpen writes a compacted copy of db to path, synced, and returns
+// it open.
+func compactOpen(db *bolt.DB, path string) (*bolt.DB, error) {
+	dst, err := openBolt(path, false)
+	if err != nil {
+		return nil, err
+	}
 	if err := bolt.Compact(dst, db, compactTxSize); err != nil {
 		dst.Close()
-		return err
+		return nil, err
 	}
 	if err := dst.Sync(); err != nil {
 		dst.Close()
-		return err
+		return nil, err
 	}
-	return dst.Close()
+	return dst, nil
 }
 
 // syncDir makes a rename in dir durable.

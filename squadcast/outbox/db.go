@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,9 @@ type Options struct {
 // the outbox commands open it (read-only to list) while it is stopped.
 // Its methods are safe for concurrent use; writes are serialised by bbolt.
 type DB struct {
+	// mu guards db: transactions hold it for reading, Shrink (which
+	// replaces the file and db) and Close for writing.
+	mu    sync.RWMutex
 	db    *bolt.DB
 	path  string
 	check func(*Record) error
@@ -191,7 +195,11 @@ func hasBuckets(tx *bolt.Tx) bool {
 func (d *DB) Path() string { return d.path }
 
 // Close closes the file.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.db.Close()
+}
 
 // NextSeq gives out the next sequence number. Numbers are given in
 // increasing order; one given to a record that is never written is a gap.
@@ -208,11 +216,15 @@ func (d *DB) Dead() int { return int(d.dead.Load()) }
 // corrupt page into an error.
 func (d *DB) view(fn func(*bolt.Tx) error) (err error) {
 	defer recoverCorrupt(d.path, &err)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	return d.db.View(fn)
 }
 
 func (d *DB) update(fn func(*bolt.Tx) error) (err error) {
 	defer recoverCorrupt(d.path, &err)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	return d.db.Update(fn)
 }
 
