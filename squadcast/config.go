@@ -33,7 +33,7 @@ const (
 	DefaultWorkers = 32
 	// DefaultQueueSize is the number of events that may wait in memory
 	// (more wait in the outbox only).
-	DefaultQueueSize = 100000
+	DefaultQueueSize = 10000
 	// DefaultRetryWaitMin is the shortest wait between two attempts.
 	DefaultRetryWaitMin = time.Second
 	// DefaultRetryWaitMax is the longest wait between two attempts.

@@ -82,8 +82,8 @@ type CommitterConfig[T any] struct {
 	// BeforeCommit, when set, runs before each transaction; an error
 	// fails it (tests inject disk failures with it).
 	BeforeCommit func() error
-	// OnShrink, when set, runs on the committer's goroutine after the file
-	// was shrunk (see DB.Shrink): the daemon then gives the memory the
+	// OnShrink, when set, runs (on a goroutine of the Committer's) after
+	// the file was shrunk (see DB.Shrink): the daemon then gives the memory the
 	// backlog took back to the system.
 	OnShrink func()
 }
@@ -118,10 +118,12 @@ type Committer[T any] struct {
 	gone       bool        // the goroutine returned
 	err        error       // the last transaction's error, nil once one succeeds
 
-	wake    chan struct{} // closed to cut a retry pause short
-	exited  chan struct{}
-	commits atomic.Int64
-	shrinks atomic.Int64
+	wake      chan struct{} // closed to cut a retry pause short
+	exited    chan struct{}
+	commits   atomic.Int64
+	shrinks   atomic.Int64
+	shrinking atomic.Bool    // a Shrink runs
+	shrinkWG  sync.WaitGroup // Stop waits for it
 
 	shrinkChecked time.Time // when maybeShrink last checked; the goroutine's
 }
@@ -244,6 +246,7 @@ func (c *Committer[T]) Stop(kill bool) {
 	c.mu.Unlock()
 	close(c.wake)
 	<-c.exited
+	c.shrinkWG.Wait()
 	c.opsTimer.Stop()
 }
 

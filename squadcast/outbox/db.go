@@ -57,10 +57,19 @@ type Options struct {
 type DB struct {
 	// mu guards db: transactions hold it for reading, Shrink (which
 	// replaces the file and db) and Close for writing.
-	mu    sync.RWMutex
-	db    *bolt.DB
-	path  string
-	check func(*Record) error
+	mu sync.RWMutex
+	db *bolt.DB
+	// wmu serialises Commit with the start and the end of a Shrink, and
+	// guards journaling and journal: while Shrink copies a snapshot of the
+	// file, the batches committed since, to write to the copy.
+	wmu        sync.Mutex
+	journaling bool
+	journal    []*Batch
+	// shrinkMu is held by Shrink throughout, and by Close and the writes
+	// other than Commit (the outbox commands'), which are not journaled.
+	shrinkMu sync.Mutex
+	path     string
+	check    func(*Record) error
 
 	seq     atomic.Uint64 // the last sequence number given out
 	pending atomic.Int64  // records in the pending bucket
@@ -196,6 +205,8 @@ func (d *DB) Path() string { return d.path }
 
 // Close closes the file.
 func (d *DB) Close() error {
+	d.shrinkMu.Lock()
+	defer d.shrinkMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.db.Close()
@@ -226,6 +237,14 @@ func (d *DB) update(fn func(*bolt.Tx) error) (err error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.db.Update(fn)
+}
+
+// updateUnjournaled is update for the writes other than Commit's, which a
+// Shrink's journal does not carry: they wait for a Shrink to end.
+func (d *DB) updateUnjournaled(fn func(*bolt.Tx) error) error {
+	d.shrinkMu.Lock()
+	defer d.shrinkMu.Unlock()
+	return d.update(fn)
 }
 
 func recoverCorrupt(path string, err *error) {

@@ -86,6 +86,49 @@ func TestShrink(t *testing.T) {
 	assert.Equal(t, uint64(1004), d.NextSeq())
 }
 
+// TestShrinkKeepsCommitsDuringCopy: what is committed while Shrink copies
+// its snapshot (new events, deliveries, dead letters, state changes) is
+// in the shrunk file too, in order.
+func TestShrinkKeepsCommitsDuringCopy(t *testing.T) {
+	smallShrinks(t)
+	path := filepath.Join(t.TempDir(), File)
+	d := openTest(t, path)
+	deliverAll(t, d, appendN(t, d, 1000, 4000))
+	kept := appendN(t, d, 3, 10)
+	var during []uint64
+	afterShrinkCopy = func() {
+		during = appendN(t, d, 2, 10)
+		require.NoError(t, d.Commit(&Batch{Ops: []Op{{Kind: OpDelete, Seq: kept[0]}, {Kind: OpDead, Seq: kept[1], Data: record(t, "dead", 10)}},
+			State: []*StateChange{{Task: "cpu", Node: "n", AsOf: 2, Put: []GroupState{{Group: "g", Level: LevelWarning, ID: "g"}}}}}))
+	}
+	t.Cleanup(func() { afterShrinkCopy = nil })
+	s, err := d.Shrink()
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.Less(t, fileSize(t, path), s.Before/4)
+
+	check := func(d *DB) {
+		t.Helper()
+		l, err := d.LoadStart(10)
+		require.NoError(t, err)
+		var seqs []uint64
+		for _, e := range l.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		assert.Equal(t, []uint64{kept[2], during[0], during[1]}, seqs)
+		assert.Equal(t, 3, d.Pending())
+		assert.Equal(t, 1, d.Dead())
+		ns, found, err := d.LoadState("cpu", "n")
+		require.NoError(t, err)
+		require.True(t, found)
+		assert.Equal(t, int64(2), ns.AsOf)
+		assert.EqualValues(t, LevelWarning, ns.Groups[0].Level)
+	}
+	check(d)
+	require.NoError(t, d.Close())
+	check(openTest(t, path))
+}
+
 // TestCommitterShrinksWhenDrained: the committer shrinks the file after a
 // transaction that leaves no event pending, not while events are pending;
 // appends, flushes and reads that run meanwhile from other goroutines
