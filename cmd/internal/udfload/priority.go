@@ -16,14 +16,17 @@ import (
 // The storms on a rate-limited endpoint run the daemon's socket server and
 // sender in this process: first in, first out (the baseline of priority)
 // is a switch of the sender's (Config.FirstInFirstOut) that no flag sets.
-const (
+// Variables for tests, which make them smaller.
+var (
 	prioWarnings = 300
 	prioCrits    = 5
 	prioLimit    = 1200 // requests a minute: the warnings take 15 s
-	warnIdle     = 20.0
 	coalesceN    = 300
 	coalesceRate = 3000 // requests a minute: the 600 events take 12 s
 )
+
+// warnIdle is a usage_idle that makes a point WARNING.
+const warnIdle = 20.0
 
 // rateLimited makes the storm runs on a rate-limited endpoint: priority
 // against first in, first out, and coalescing against none.
@@ -209,7 +212,7 @@ func (r *rig) openAndResolve(seg string, coalesce bool) (int, error) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		st := l.sender.Stats()
-		if st.Published == 2*coalesceN && st.Delivered+st.Coalesced == st.Published {
+		if st.Published == uint64(2*coalesceN) && st.Delivered+st.Coalesced == st.Published {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -33,7 +33,7 @@ func (r *rig) storm() error {
 	if err != nil {
 		return err
 	}
-	d, err := r.startDaemon("storm", nil, append([]string{"--listen", addr}, strings.Fields(os.Getenv("STORM_ARGS"))...)...)
+	d, err := r.startDaemon("storm", nil, append([]string{"--listen", addr}, strings.Fields(r.c.stormArgs)...)...)
 	if err != nil {
 		return err
 	}
@@ -52,6 +52,7 @@ func (r *rig) storm() error {
 		return err
 	}
 	defer cl.close()
+	during := s.peaks()
 	took := last.Sub(began)
 	time.Sleep(time.Until(last.Add(stormSettle)))
 	after, err := readProcMemory(d.Pid())
@@ -71,8 +72,8 @@ func (r *rig) storm() error {
 			logf(r.stderr, "storm: the daemon logged: %s", line)
 		}
 	}
-	logf(r.stderr, "storm: delivered in %s; peak anon %s, peak RSS %s; 30s after: RSS %s (anon %s), outbox file %s",
-		took.Round(100*time.Millisecond), mib(peak.Anon), mib(peak.RSS), mib(after.RSS), mib(after.Anon), mib(file))
+	logf(r.stderr, "storm: delivered in %s; peak anon %s, peak RSS %s (until the last delivery: anon %s, RSS %s); 30s after: RSS %s (anon %s), outbox file %s",
+		took.Round(100*time.Millisecond), mib(peak.Anon), mib(peak.RSS), mib(during.Anon), mib(during.RSS), mib(after.RSS), mib(after.Anon), mib(file))
 	r.t.add(row{
 		Measure: fmt.Sprintf("Storm: %d incidents opened in one burst over the socket, defaults, idle endpoint (%s)", r.c.stormGroups, machine()),
 		Result: fmt.Sprintf("peak anonymous %s, peak RSS %s; %s after the last delivery: RSS %s (anonymous %s, outbox file %s); all delivered in %s",
@@ -205,13 +206,18 @@ func (s *sampler) profiles() {
 	}
 }
 
+// peaks returns the peaks so far.
+func (s *sampler) peaks() procMemory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
 // stop stops the sampling and returns the peaks.
 func (s *sampler) stop() procMemory {
 	close(s.quit)
 	s.wg.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peak
+	return s.peaks()
 }
 
 // freeAddr returns a loopback address with a port free now.
