@@ -1,6 +1,7 @@
 package udf
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 // one and the groups its state change carries.
 type burstSink struct {
 	release chan struct{} // the first flush with events waits for it
+	fail    error         // every Flush fails with it, when set
 
 	mu      sync.Mutex
 	events  []Event
@@ -53,7 +55,45 @@ func (s *burstSink) Flush(c *StateChange) error {
 	}
 	s.bursts, s.changed = append(s.bursts, s.since), append(s.changed, n)
 	s.since = 0
-	return nil
+	return s.fail
+}
+
+// TestLargeBurstFailingFlushes: while flushes fail (a failing disk), the
+// changes they keep do not make every later point wait for a flush of
+// its own: one every maxBurstChanges changes, as before.
+func TestLargeBurstFailingFlushes(t *testing.T) {
+	sink := &burstSink{release: make(chan struct{}), fail: errors.New("disk failing")}
+	close(sink.release)
+	path, _ := startServer(t, sink)
+	k := dial(t, path)
+	require.True(t, k.init(str("crit", `"v" > 10`)).GetSuccess())
+	n := 3*maxBurstChanges + 10
+	go func() {
+		for i := range n {
+			_ = agent.WriteMessage(&agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
+				Name: "cpu", Time: int64(1 + i), Group: fmt.Sprintf("g=%06d", i),
+				Tags: map[string]string{"g": fmt.Sprintf("%06d", i)}, FieldsDouble: map[string]float64{"v": 50},
+			}}}, k.conn)
+		}
+		_ = agent.WriteMessage(&agent.Request{Message: &agent.Request_Keepalive{Keepalive: &agent.KeepaliveRequest{Time: 7}}}, k.conn)
+	}()
+	points := 0
+	for {
+		res := k.recv()
+		if res.GetKeepalive() != nil {
+			break
+		}
+		require.NotNil(t, res.GetPoint(), "unexpected response %v", res)
+		points++
+	}
+	assert.Equal(t, n, points)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	assert.Len(t, sink.events, n)
+	// A flush per maxBurstChanges changes, and one whenever the input ran
+	// dry (which a slow writer may make often); far fewer than a flush per
+	// point after the first maxBurstChanges.
+	assert.Less(t, len(sink.bursts), n-maxBurstChanges, "flushes: %d", len(sink.bursts))
 }
 
 // TestLargeBurstFlushedInParts: a storm's burst (every group of a large

@@ -112,5 +112,7 @@ func (h *Handler) flushPending() bool { return h.unflushed || len(h.dirty) > 0 }
 const maxBurstChanges = 4096
 
 // flushDue reports whether the burst changed so many groups that Flush
-// must run before more input is handled.
-func (h *Handler) flushDue() bool { return len(h.dirty) >= maxBurstChanges }
+// must run before more input is handled: maxBurstChanges more than after
+// the last flush (after, 0 unless that flush failed and kept them, so
+// that a failing disk does not make every point wait for a flush).
+func (h *Handler) flushDue(after int) bool { return len(h.dirty)-after >= maxBurstChanges }
