@@ -61,7 +61,9 @@ func (d *DB) Shrink() (*Shrunk, error) {
 	dst, err := copyOpen(snap, tmp)
 	_ = snap.Rollback()
 	if err != nil {
+		d.wmu.Lock()
 		d.endJournal()
+		d.wmu.Unlock()
 		os.Remove(tmp)
 		return nil, fmt.Errorf("shrink outbox %s: %w", d.path, err)
 	}
@@ -99,7 +101,8 @@ func (d *DB) snapshot() (*bolt.Tx, int64, error) {
 	return snap, size, nil
 }
 
-// endJournal stops journaling, and returns the journal.
+// endJournal stops journaling, and returns the journal. Called with
+// d.wmu held.
 func (d *DB) endJournal() []*Batch {
 	d.journaling = false
 	j := d.journal
