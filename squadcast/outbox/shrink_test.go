@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -219,4 +220,30 @@ func TestCommitterShrinksWhenDrained(t *testing.T) {
 		assert.Len(t, ns.Groups, 200, "writer %d's state changes", w)
 		assert.Len(t, appended[w], 200)
 	}
+}
+
+// TestShrinkFailedCopy: when the copy cannot be made, Shrink fails with
+// the file named, and the DB goes on with the old file as it was.
+func TestShrinkFailedCopy(t *testing.T) {
+	smallShrinks(t)
+	path := filepath.Join(t.TempDir(), File)
+	d := openTest(t, path)
+	deliverAll(t, d, appendN(t, d, 1000, 4000))
+	kept := appendN(t, d, 1, 10)
+	// A directory, not empty, where the copy would go.
+	require.NoError(t, os.MkdirAll(filepath.Join(path+compactSuffix, "x"), 0o700))
+	before := fileSize(t, path)
+	s, err := d.Shrink()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Nil(t, s)
+	assert.Equal(t, before, fileSize(t, path))
+	more := appendN(t, d, 1, 10)
+	l, err := d.LoadStart(10)
+	require.NoError(t, err)
+	require.Len(t, l.Events, 2)
+	assert.Equal(t, []uint64{kept[0], more[0]}, []uint64{l.Events[0].Seq, l.Events[1].Seq})
+	d.wmu.Lock()
+	assert.False(t, d.journaling, "the journal ended")
+	d.wmu.Unlock()
 }
