@@ -33,7 +33,7 @@ const (
 	DefaultWorkers = 32
 	// DefaultQueueSize is the number of events that may wait in memory
 	// (more wait in the outbox only).
-	DefaultQueueSize = 100000
+	DefaultQueueSize = 10000
 	// DefaultRetryWaitMin is the shortest wait between two attempts.
 	DefaultRetryWaitMin = time.Second
 	// DefaultRetryWaitMax is the longest wait between two attempts.
@@ -107,6 +107,12 @@ type Config struct {
 	UserAgent string
 	// Observer, when set, hears the result of every delivery attempt (for metrics).
 	Observer Observer
+	// FirstInFirstOut gives the slots of a rate-limited or paused endpoint
+	// to its waiting incidents in the order their events came, as before
+	// priority (see rank in throttle.go), instead of most important first.
+	// It exists to measure what priority gains (make bench); no flag or
+	// option of the daemon sets it.
+	FirstInFirstOut bool
 }
 
 // withDefaults returns c with zero values replaced by the defaults.

@@ -285,40 +285,53 @@ func TestLongBackoffDoesNotBlock(t *testing.T) {
 // TestRateLimitPriority: under a rate limit, each slot goes to the waiting
 // incident whose next event matters most: CRITICAL triggers, then
 // resolves, then WARNING, then INFO, oldest first within a class; the
-// events of one incident keep their order.
+// events of one incident keep their order. With FirstInFirstOut (the
+// baseline make bench measures priority against), in the order they came.
 func TestRateLimitPriority(t *testing.T) {
-	rec := newRecorder(t)
-	s, _, clk, _ := newClockSender(t, Config{
-		Endpoints: []Endpoint{{Name: "limited", URL: rec.URL + "/k/" + secretKey, Format: FormatIncidentWebhook, RateLimit: RateLimit{5, time.Second}}},
-		Workers:   4,
-	})
-	p, err := s.Open(udf.Destination{Endpoint: "limited"})
-	require.NoError(t, err)
-	event := func(id string, n int, l udf.Level) {
-		ev := webhookEvent(id, n)
-		ev.Level = l
-		require.NoError(t, p.Publish(ev))
-	}
-	for i := range 5 {
-		event(fmt.Sprintf("w%d", i), 0, udf.Warning)
-	}
-	event("x", 0, udf.Warning) // then CRITICAL: its events keep their order
-	event("x", 1, udf.Critical)
-	require.NoError(t, flushNow(p))
-	settle(t, s)
-	require.Equal(t, []string{"w0/0"}, rec.got(), "the bucket holds one token")
+	for _, tc := range []struct {
+		name string
+		fifo bool
+		want []string
+	}{
+		{"priority", false, []string{"w0/0", "c/0", "r/0", "w1/0", "w2/0", "w3/0", "w4/0", "x/0", "x/1", "i/0"}},
+		{"first-in-first-out", true, []string{"w0/0", "w1/0", "w2/0", "w3/0", "w4/0", "x/0", "x/1", "i/0", "r/0", "c/0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder(t)
+			s, _, clk, _ := newClockSender(t, Config{
+				Endpoints:       []Endpoint{{Name: "limited", URL: rec.URL + "/k/" + secretKey, Format: FormatIncidentWebhook, RateLimit: RateLimit{5, time.Second}}},
+				Workers:         4,
+				FirstInFirstOut: tc.fifo,
+			})
+			p, err := s.Open(udf.Destination{Endpoint: "limited"})
+			require.NoError(t, err)
+			event := func(id string, n int, l udf.Level) {
+				ev := webhookEvent(id, n)
+				ev.Level = l
+				require.NoError(t, p.Publish(ev))
+			}
+			for i := range 5 {
+				event(fmt.Sprintf("w%d", i), 0, udf.Warning)
+			}
+			event("x", 0, udf.Warning) // then CRITICAL: its events keep their order
+			event("x", 1, udf.Critical)
+			require.NoError(t, flushNow(p))
+			settle(t, s)
+			require.Equal(t, []string{"w0/0"}, rec.got(), "the bucket holds one token")
 
-	// Later events, more important than the backlog of warnings.
-	event("i", 0, udf.Info)
-	event("r", 0, udf.OK)
-	event("c", 0, udf.Critical)
-	require.NoError(t, flushNow(p))
-	settle(t, s)
-	for range 10 {
-		clk.Advance(200 * time.Millisecond)
-		settle(t, s)
+			// Later events, more important than the backlog of warnings.
+			event("i", 0, udf.Info)
+			event("r", 0, udf.OK)
+			event("c", 0, udf.Critical)
+			require.NoError(t, flushNow(p))
+			settle(t, s)
+			for range 10 {
+				clk.Advance(200 * time.Millisecond)
+				settle(t, s)
+			}
+			require.Equal(t, tc.want, rec.got())
+		})
 	}
-	require.Equal(t, []string{"w0/0", "c/0", "r/0", "w1/0", "w2/0", "w3/0", "w4/0", "x/0", "x/1", "i/0"}, rec.got())
 }
 
 // TestPauseReleasesByPriority: when a throttling pause ends, the waiting

@@ -27,6 +27,7 @@ type scheduler struct {
 	waiting   waitHeap
 	throttles map[string]*throttle // by URL
 	stopping  bool                 // take returns, run returns
+	fifo      bool                 // Config.FirstInFirstOut: no priority
 
 	wake chan struct{} // the wait of run got shorter
 	stop chan struct{} // closed to stop run
@@ -50,7 +51,7 @@ func newScheduler(c clock) *scheduler {
 func (sc *scheduler) throttle(url string, limit RateLimit) *throttle {
 	th := sc.throttles[url]
 	if th == nil {
-		th = &throttle{}
+		th = &throttle{fifo: sc.fifo}
 		sc.throttles[url] = th
 	}
 	th.setLimit(limit)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,12 +107,16 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 		outbox:    ob,
 		sched:     newScheduler(h.clock),
 	}
+	s.sched.fifo = cfg.FirstInFirstOut
 	s.backlog = &backlog{size: cfg.QueueSize, queued: len(loaded.Events),
 		spilled: ob.Pending() - len(loaded.Events), spillNext: loaded.Next}
 	s.loader = &loader{db: ob, backlog: s.backlog, sched: s.sched, restore: s.endpoints.restore, log: s.log, coalesced: s.dropCoalesced,
 		wakeCh: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.cm = outbox.NewCommitter(ob, outbox.CommitterConfig[*job]{
-		Logger: s.log, OnCommit: s.onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit})
+		Logger: s.log, OnCommit: s.onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit,
+		// The backlog drained and its file pages are unmapped: give the
+		// memory its events took back to the system now, not over minutes.
+		OnShrink: debug.FreeOSMemory})
 	s.transport = http.DefaultTransport.(*http.Transport).Clone()
 	s.transport.MaxIdleConnsPerHost = cfg.Workers
 	s.attempter = newAttempter(s.transport, cfg, h)

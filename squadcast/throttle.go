@@ -29,6 +29,7 @@ type throttle struct {
 	queue       rankQueue     // due incidents waiting for a slot
 	pumpAt      time.Time     // when the queue's head gets its slot; zero when the queue is empty
 	pausedUntil time.Time
+	fifo        bool // Config.FirstInFirstOut: by age only
 }
 
 // setLimit makes limit the throttle's when it is stricter than its own.
@@ -123,7 +124,7 @@ func levelClass(l udf.Level) int {
 func before(a, b *incident) bool {
 	ca, sa := rank(a)
 	cb, sb := rank(b)
-	if ca != cb {
+	if ca != cb && !(a.ep.fifo && b.ep.fifo) {
 		return ca < cb
 	}
 	return sa < sb

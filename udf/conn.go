@@ -35,6 +35,9 @@ type conn struct {
 	// its points for dispatch.
 	points   pointDecoder
 	pointReq agent.Request_Point
+	// dirtyAfter is the handler's count of changed groups after the last
+	// flush: 0, unless that flush failed (see flushDue).
+	dirtyAfter int
 }
 
 func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
@@ -55,19 +58,24 @@ func newConn(rw io.ReadWriter, h *Handler, maxFrame int) *conn {
 // (the error, which is also sent to Kapacitor as an ErrorResponse).
 func (c *conn) serve() error {
 	for {
-		if c.r.Buffered() == 0 && !c.src.hasPending() {
-			// About to wait for input: resolve the groups silent for
-			// .resolveStale(), make this burst's events durable and send
+		idle := c.r.Buffered() == 0 && !c.src.hasPending()
+		if idle || c.h.flushDue(c.dirtyAfter) {
+			// About to wait for input (or the burst is large): resolve
+			// the groups silent for .resolveStale() (only when idle: never
+			// inside a burst), make this burst's events durable and send
 			// its responses. Input that arrives meanwhile is read ahead,
 			// and handled after.
-			c.h.ResolveStale()
+			if idle {
+				c.h.ResolveStale()
+			}
 			if c.h.flushPending() {
 				c.src.during(c.h.Flush)
 			}
+			c.dirtyAfter = len(c.h.dirty)
 			if err := c.w.Flush(); err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
-			if c.awaitStale() {
+			if idle && c.awaitStale() {
 				continue
 			}
 		}

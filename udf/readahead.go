@@ -100,3 +100,19 @@ func (s *source) during(wait func()) {
 
 // flushPending reports whether Flush has something to make durable or save.
 func (h *Handler) flushPending() bool { return h.unflushed || len(h.dirty) > 0 }
+
+// maxBurstChanges bounds the groups one burst of input may change before
+// the connection stops reading to make the burst's events durable (a
+// Flush), even with more input waiting: a storm that turns a million
+// groups CRITICAL at once is then written a few thousand events per
+// transaction, and the events rendered but not yet written, the
+// transaction's dirty pages and the state change stay bounded; meanwhile
+// Kapacitor waits on the socket (and the read-ahead). Ordinary bursts
+// change far fewer groups and never reach it.
+const maxBurstChanges = 4096
+
+// flushDue reports whether the burst changed so many groups that Flush
+// must run before more input is handled: maxBurstChanges more than after
+// the last flush (after, 0 unless that flush failed and kept them, so
+// that a failing disk does not make every point wait for a flush).
+func (h *Handler) flushDue(after int) bool { return len(h.dirty)-after >= maxBurstChanges }

@@ -26,6 +26,7 @@ type Daemon struct {
 	cfg         Config
 	log         *zap.Logger
 	memoryLimit string   // the soft memory limit in force, for the log
+	gcPercent   string   // GOGC in force, for the log
 	kapURL      *url.URL // --kapacitor-url; nil when off
 	gid         int      // --socket-group's id; -1 for the daemon's group
 
@@ -85,6 +86,7 @@ func (d *Daemon) onClose(f func(context.Context) error) { d.cleanups = append(d.
 // data directory.
 func (d *Daemon) prepare() error {
 	d.memoryLimit = applyMemoryLimit(d.cfg.MemoryLimit)
+	d.gcPercent = applyGCPercent(os.Getenv("GOGC"))
 	if d.cfg.KapacitorURL != "" {
 		u, err := parseKapacitorURL(d.cfg.KapacitorURL.Reveal())
 		if err != nil {

@@ -29,7 +29,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("serving Kapacitor", zap.String("socket", d.cfg.Socket), zap.String("batch_socket", d.cfg.BatchSocket),
 		zap.Int("workers", d.cfg.Workers), zap.Int("queue_size", d.cfg.QueueSize), zap.Strings("endpoints", d.cfg.endpointNames()),
-		zap.String("config", d.cfg.File), zap.String("memory_limit", d.memoryLimit))
+		zap.String("config", d.cfg.File), zap.String("memory_limit", d.memoryLimit), zap.String("gogc", d.gcPercent))
 	d.serveHTTP()
 	d.serveRelay()
 	d.restartTasks(ctx)

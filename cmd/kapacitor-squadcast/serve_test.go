@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,15 @@ func TestServeLifecycle(t *testing.T) {
 		assert.True(t, os.IsNotExist(err), "the socket %s is removed at shutdown", sock)
 	}
 	assert.NotContains(t, logs.String(), "SECRETKEY")
+}
+
+// TestApplyGCPercent: without $GOGC the daemon collects at 1.5 times the
+// live heap (GOGC 50); a $GOGC given stands, as the runtime read it.
+func TestApplyGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	assert.Equal(t, "200", applyGCPercent("200"))
+	assert.Equal(t, 100, debug.SetGCPercent(100), "a $GOGC given is left to the runtime")
+	assert.Equal(t, "50", applyGCPercent(""))
+	assert.Equal(t, 50, debug.SetGCPercent(100))
 }

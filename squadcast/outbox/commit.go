@@ -63,6 +63,8 @@ const appendFill = 1.0
 // change that bbolt refuses.
 func (d *DB) Commit(b *Batch) error {
 	var pending, dead int64
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	err := d.update(func(tx *bolt.Tx) error {
 		var err error
 		if pending, dead, err = writeOps(tx, b.Ops); err != nil {
@@ -80,7 +82,28 @@ func (d *DB) Commit(b *Batch) error {
 	}
 	d.pending.Add(pending)
 	d.dead.Add(dead)
+	if d.journaling {
+		d.journal = append(d.journal, b) // for Shrink's copy
+	}
 	return nil
+}
+
+// replay writes batches that were committed to another file, in order,
+// in one transaction of dst.
+func replay(dst *bolt.DB, batches []*Batch) error {
+	return dst.Update(func(tx *bolt.Tx) error {
+		for _, b := range batches {
+			if _, _, err := writeOps(tx, b.Ops); err != nil {
+				return err
+			}
+			for _, c := range b.State {
+				if err := c.write(tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // writeOps writes ops in tx and returns how the counts of pending and dead

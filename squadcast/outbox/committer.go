@@ -82,6 +82,10 @@ type CommitterConfig[T any] struct {
 	// BeforeCommit, when set, runs before each transaction; an error
 	// fails it (tests inject disk failures with it).
 	BeforeCommit func() error
+	// OnShrink, when set, runs (on a goroutine of the Committer's) after
+	// the file was shrunk (see DB.Shrink): the daemon then gives the memory the
+	// backlog took back to the system.
+	OnShrink func()
 }
 
 type appendOp[T any] struct {
@@ -114,9 +118,14 @@ type Committer[T any] struct {
 	gone       bool        // the goroutine returned
 	err        error       // the last transaction's error, nil once one succeeds
 
-	wake    chan struct{} // closed to cut a retry pause short
-	exited  chan struct{}
-	commits atomic.Int64
+	wake      chan struct{} // closed to cut a retry pause short
+	exited    chan struct{}
+	commits   atomic.Int64
+	shrinks   atomic.Int64
+	shrinking atomic.Bool    // a Shrink runs
+	shrinkWG  sync.WaitGroup // Stop waits for it
+
+	shrinkChecked time.Time // when maybeShrink last checked; the goroutine's
 }
 
 // NewCommitter starts a Committer on db. Stop it with Stop.
@@ -237,6 +246,7 @@ func (c *Committer[T]) Stop(kill bool) {
 	c.mu.Unlock()
 	close(c.wake)
 	<-c.exited
+	c.shrinkWG.Wait()
 	c.opsTimer.Stop()
 }
 

@@ -24,8 +24,12 @@ var (
 	compactMinShare       = 0.5
 )
 
-// compactTxSize bounds the data copied per transaction of the compaction.
-const compactTxSize = 64 << 20
+// compactTxSize bounds the data copied per transaction of a compaction:
+// bbolt holds a transaction's pages in memory, as nodes several times
+// their size (64 MiB took about 175 MiB of heap; 256 KiB, copying a
+// million groups' alert state, about 10 MiB, and no more time). The
+// copy's transactions are not synced; the copy is, once, at the end.
+const compactTxSize = 256 << 10
 
 // compactSuffix names the new file while it is written; one left behind
 // by a crash is removed at the next start.
@@ -40,13 +44,8 @@ func CompactIfSparse(o *DB, log *zap.Logger) (*DB, error) {
 	if err := os.Remove(tmp); err == nil {
 		log.Info("removed an outbox compaction left unfinished", zap.String("file", tmp))
 	}
-	fi, err := os.Stat(o.path)
-	if err != nil {
-		return o, nil // bbolt has it open; nothing to decide on
-	}
-	size := fi.Size()
-	free := int64(o.db.Stats().FreePageN) * int64(o.db.Info().PageSize)
-	if free < compactMinFree || float64(free) < compactMinShare*float64(size) {
+	size, _, ok := sparse(o.db, o.path)
+	if !ok {
 		return o, nil
 	}
 	start := time.Now()
@@ -76,21 +75,56 @@ func CompactIfSparse(o *DB, log *zap.Logger) (*DB, error) {
 	return Open(o.path, Options{Check: o.check})
 }
 
+// sparse reports whether the file of db at path is mostly free pages (see
+// compactMinFree and compactMinShare), with its size.
+func sparse(db *bolt.DB, path string) (size, free int64, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, false // bbolt has it open; nothing to decide on
+	}
+	size = fi.Size()
+	free = int64(db.Stats().FreePageN) * int64(db.Info().PageSize)
+	return size, free, free >= compactMinFree && float64(free) >= compactMinShare*float64(size)
+}
+
 // compactTo writes a compacted copy of db to path, synced.
 func compactTo(db *bolt.DB, path string) error {
-	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	dst, err := compactOpen(db, path)
 	if err != nil {
 		return err
 	}
-	if err := bolt.Compact(dst, db, compactTxSize); err != nil {
-		dst.Close()
-		return err
+	return dst.Close()
+}
+
+// compactOpen writes a compacted copy of db to path, synced, and returns
+// it open.
+func compactOpen(db *bolt.DB, path string) (*bolt.DB, error) {
+	tx, err := db.Begin(false)
+	if err != nil {
+		return nil, err
 	}
+	defer tx.Rollback()
+	return copyOpen(tx, path)
+}
+
+// copyOpen writes what tx sees to a new file at path, synced, and returns
+// it open.
+func copyOpen(tx *bolt.Tx, path string) (*bolt.DB, error) {
+	dst, err := openBolt(path, false)
+	if err != nil {
+		return nil, err
+	}
+	dst.NoSync = true // one sync at the end
+	if err := copyTx(tx, dst, compactTxSize); err != nil {
+		dst.Close()
+		return nil, err
+	}
+	dst.NoSync = false
 	if err := dst.Sync(); err != nil {
 		dst.Close()
-		return err
+		return nil, err
 	}
-	return dst.Close()
+	return dst, nil
 }
 
 // syncDir makes a rename in dir durable.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,9 +55,21 @@ type Options struct {
 // the outbox commands open it (read-only to list) while it is stopped.
 // Its methods are safe for concurrent use; writes are serialised by bbolt.
 type DB struct {
-	db    *bolt.DB
-	path  string
-	check func(*Record) error
+	// mu guards db: transactions hold it for reading, Shrink (which
+	// replaces the file and db) and Close for writing.
+	mu sync.RWMutex
+	db *bolt.DB
+	// wmu serialises Commit with the start and the end of a Shrink, and
+	// guards journaling and journal: while Shrink copies a snapshot of the
+	// file, the batches committed since, to write to the copy.
+	wmu        sync.Mutex
+	journaling bool
+	journal    []*Batch
+	// shrinkMu is held by Shrink throughout, and by Close and the writes
+	// other than Commit (the outbox commands'), which are not journaled.
+	shrinkMu sync.Mutex
+	path     string
+	check    func(*Record) error
 
 	seq     atomic.Uint64 // the last sequence number given out
 	pending atomic.Int64  // records in the pending bucket
@@ -191,7 +204,13 @@ func hasBuckets(tx *bolt.Tx) bool {
 func (d *DB) Path() string { return d.path }
 
 // Close closes the file.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.shrinkMu.Lock()
+	defer d.shrinkMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.db.Close()
+}
 
 // NextSeq gives out the next sequence number. Numbers are given in
 // increasing order; one given to a record that is never written is a gap.
@@ -208,12 +227,24 @@ func (d *DB) Dead() int { return int(d.dead.Load()) }
 // corrupt page into an error.
 func (d *DB) view(fn func(*bolt.Tx) error) (err error) {
 	defer recoverCorrupt(d.path, &err)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	return d.db.View(fn)
 }
 
 func (d *DB) update(fn func(*bolt.Tx) error) (err error) {
 	defer recoverCorrupt(d.path, &err)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	return d.db.Update(fn)
+}
+
+// updateUnjournaled is update for the writes other than Commit's, which a
+// Shrink's journal does not carry: they wait for a Shrink to end.
+func (d *DB) updateUnjournaled(fn func(*bolt.Tx) error) error {
+	d.shrinkMu.Lock()
+	defer d.shrinkMu.Unlock()
+	return d.update(fn)
 }
 
 func recoverCorrupt(path string, err *error) {

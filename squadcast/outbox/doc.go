@@ -25,6 +25,8 @@
 // with one sync to disk), usually driven by a Committer, which gathers
 // what many callers queue into one such batch (group commit). DB.LoadState
 // reads one node's alert state; States, TaskNodes and DropState list and
-// delete many nodes' at once, for the state commands. Nothing in
-// the package's API exposes bbolt.
+// delete many nodes' at once, for the state commands. CompactIfSparse
+// compacts a file left mostly free by a backlog at start, and DB.Shrink
+// while it is in use (the Committer runs it once no event is pending).
+// Nothing in the package's API exposes bbolt.
 package outbox

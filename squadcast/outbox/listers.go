@@ -44,7 +44,7 @@ func (d *DB) SetListers(set map[string]string, del []string) error {
 	if len(set) == 0 && len(del) == 0 {
 		return nil
 	}
-	err := d.update(func(tx *bolt.Tx) error {
+	err := d.updateUnjournaled(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketListers)
 		if err != nil {
 			return err

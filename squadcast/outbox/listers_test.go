@@ -3,6 +3,7 @@ package outbox
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,4 +101,36 @@ func assertListed(t *testing.T, d *DB, tasks ...string) {
 		want[task] = listerA
 	}
 	assert.Equal(t, want, got)
+}
+
+// TestListersWrittenDuringShrink: a record written while Shrink copies
+// the file is not lost with the old file (such writes are not in the
+// Commit journal, so they wait for the swap), and those written before
+// are copied.
+func TestListersWrittenDuringShrink(t *testing.T) {
+	smallShrinks(t)
+	path := filepath.Join(t.TempDir(), File)
+	d := openTest(t, path)
+	require.NoError(t, d.SetListers(map[string]string{"before": listerA}, nil))
+	deliverAll(t, d, appendN(t, d, 1000, 4000))
+	appendN(t, d, 1, 10) // a later transaction: the delivered pages are free
+	written := make(chan error, 1)
+	afterShrinkCopy = func() {
+		go func() { written <- d.SetListers(map[string]string{"during": listerA}, nil) }()
+		// Give the write its chance to land in the old file before the
+		// swap (as it would if it did not wait for the Shrink).
+		select {
+		case err := <-written:
+			written <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Cleanup(func() { afterShrinkCopy = nil })
+	s, err := d.Shrink()
+	require.NoError(t, err)
+	require.NotNil(t, s, "the file was sparse: it was shrunk")
+	require.NoError(t, <-written)
+	assertListed(t, d, "before", "during")
+	require.NoError(t, d.Close())
+	assertListed(t, openTest(t, path), "before", "during")
 }

@@ -28,6 +28,9 @@ func (c *Committer[T]) loop() {
 		c.finish(b, err)
 		if err == nil {
 			failures = 0
+			if !stopping {
+				c.maybeShrink()
+			}
 			continue
 		}
 		failures++

@@ -225,7 +225,7 @@ func (d *DB) entry(state string, k, v []byte) Entry {
 // *RecordError, and nothing moves.
 func (d *DB) RetryDead() (int, error) {
 	n := 0
-	err := d.update(func(tx *bolt.Tx) error {
+	err := d.updateUnjournaled(func(tx *bolt.Tx) error {
 		dead, pending := tx.Bucket(bucketDead), tx.Bucket(bucketPending)
 		type kv struct{ k, v []byte }
 		var moves []kv
@@ -277,7 +277,7 @@ func (d *DB) RetryDead() (int, error) {
 func (d *DB) Drop(seqs ...uint64) ([]uint64, error) {
 	var dropped []uint64
 	var pending, dead int64
-	err := d.update(func(tx *bolt.Tx) error {
+	err := d.updateUnjournaled(func(tx *bolt.Tx) error {
 		for _, seq := range seqs {
 			k := seqKey(seq)
 			found := false

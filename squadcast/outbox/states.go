@@ -70,7 +70,7 @@ func (d *DB) TaskNodes(task string) ([]TaskNode, error) {
 // deleted. A node whose state is deleted starts from OK the next time its
 // task starts (unless Kapacitor restores a snapshot of it).
 func (d *DB) DropState(task, node string) (nodes int, err error) {
-	err = d.update(func(tx *bolt.Tx) error {
+	err = d.updateUnjournaled(func(tx *bolt.Tx) error {
 		all := tx.Bucket(bucketState)
 		if all == nil {
 			return nil

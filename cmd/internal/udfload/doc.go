@@ -20,7 +20,17 @@
 //     same handler with a Sink that keeps no alert, udfload relay-nostore);
 //   - latency from a point's arrival at the socket to its event's request
 //     reaching an idle endpoint;
+//   - storms on a rate-limited endpoint, the daemon's socket server and
+//     sender in this process: 300 WARNING incidents opened at once, then
+//     5 CRITICAL ones, timed until the CRITICAL triggers are delivered,
+//     with priority against first in, first out (the sender's
+//     Config.FirstInFirstOut); and the requests spent by 300 incidents
+//     that open and resolve at once, with coalescing and without;
 //   - memory: the daemon's RSS holding 1,000,000 alerting groups;
+//   - the storm: 1,000,000 incidents opened in one burst over the socket
+//     (the daemon with its defaults, an idle endpoint): peak anonymous
+//     memory and RSS, the RSS 30 s after the last delivery, and the time
+//     to deliver them all;
 //   - the outbox's cost: the daemon's socket server with its sender against
 //     the same with a publisher that discards events.
 //

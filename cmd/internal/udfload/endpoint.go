@@ -23,6 +23,7 @@ type endpoint struct {
 	done     map[string]int // requests answered, by first path segment
 	lastDone map[string]time.Time
 	onArrive func(path string, t time.Time)
+	onBody   func(path string, body []byte, t time.Time)
 	changed  chan struct{} // closed and replaced on every change
 }
 
@@ -49,6 +50,20 @@ func (e *endpoint) setOnArrive(f func(path string, t time.Time)) {
 	e.mu.Unlock()
 }
 
+// setOnBody sets a function called with each request's path, body and
+// arrival time (nil: bodies are not read).
+func (e *endpoint) setOnBody(f func(path string, body []byte, t time.Time)) {
+	e.mu.Lock()
+	e.onBody = f
+	e.mu.Unlock()
+}
+
+func (e *endpoint) bodyHook() func(path string, body []byte, t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.onBody
+}
+
 func segment(path string) string {
 	s := strings.TrimPrefix(path, "/")
 	if i := strings.IndexByte(s, '/'); i >= 0 {
@@ -67,6 +82,10 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	if onArrive != nil {
 		onArrive(r.URL.Path, now)
+	}
+	if onBody := e.bodyHook(); onBody != nil {
+		body, _ := io.ReadAll(r.Body)
+		onBody(r.URL.Path, body, now)
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
 	if delay > 0 {

@@ -31,6 +31,9 @@ type config struct {
 	kapPoints      int
 	memGroups      int
 	memLimit       string
+	stormGroups    int
+	stormProfile   string
+	stormArgs      string
 	latencySamples int
 	deliveries     int
 	relaySamples   int
@@ -42,7 +45,7 @@ type config struct {
 }
 
 // runNames are the runs -only can name, in the order they run.
-var runNames = []string{"gobench", "ingest", "latency", "outbox", "kapacitord", "relay", "memory"}
+var runNames = []string{"gobench", "ingest", "latency", "outbox", "kapacitord", "relay", "ratelimit", "memory", "storm"}
 
 // runs reports whether the run named name is to be made.
 func (c config) runs(name string) bool { return c.only == nil || c.only[name] }
@@ -72,6 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.kapPoints, "kapacitord-points", 150000, "points per round through kapacitord")
 	fs.IntVar(&c.memGroups, "memory-groups", 1000000, "distinct alerting groups of the memory run (0 skips it)")
 	fs.StringVar(&c.memLimit, "memory-gomemlimit", "", "also run the memory run with the daemon under this GOMEMLIMIT (Go's soft memory limit, e.g. 250MiB); empty: only with Go's defaults")
+	fs.IntVar(&c.stormGroups, "storm-groups", 1000000, "incidents opened in one burst in the storm run (0 skips it)")
+	fs.StringVar(&c.stormProfile, "storm-profile", "", "write the daemon's heap profile taken at the storm's highest anonymous memory to this file (empty: none)")
+	fs.StringVar(&c.stormArgs, "storm-args", "", "more arguments for the storm run's daemon, space-separated (e.g. \"--queue-size 100000\", to compare with other settings); empty: its defaults")
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "events timed in the latency run")
 	fs.IntVar(&c.deliveries, "deliveries", 200, "incidents opened at once in the delivery run")
 	fs.IntVar(&c.relaySamples, "relay-samples", 1000, "alerts posted one at a time to the relay, and as many to its baseline, in the relay's latency run")

@@ -112,5 +112,14 @@ func (r *rig) runSelected(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return r.memoryRuns()
+	if err := r.rateLimited(); err != nil {
+		return err
+	}
+	if err := r.memoryRuns(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.storm()
 }

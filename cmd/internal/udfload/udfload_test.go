@@ -211,3 +211,32 @@ func testDiscardSink(t *testing.T, dir string) discardSink {
 	t.Cleanup(func() { d.db.Close() })
 	return d
 }
+
+// TestRateLimitedRuns makes small storms on a rate-limited endpoint, as
+// the load tool does: the CRITICAL triggers reach the endpoint before the
+// backlog of warnings with priority, only after it first in, first out;
+// without
+// coalescing every trigger and resolve is a request, with it fewer.
+func TestRateLimitedRuns(t *testing.T) {
+	old := [...]int{prioWarnings, prioCrits, coalesceN}
+	prioWarnings, prioCrits, coalesceN = 20, 2, 40
+	t.Cleanup(func() { prioWarnings, prioCrits, coalesceN = old[0], old[1], old[2] })
+	e := newEndpoint()
+	defer e.close()
+	r := &rig{e: e, dir: t.TempDir()}
+
+	fifo, err := r.critsBehindWarnings("fifo", true)
+	require.NoError(t, err)
+	prio, err := r.critsBehindWarnings("prio", false)
+	require.NoError(t, err)
+	assert.Less(t, prio, fifo)
+	_, fifoDone := e.counts("fifo")
+	assert.GreaterOrEqual(t, fifoDone, prioWarnings+prioCrits-1, "the CRITICAL triggers came last")
+
+	without, err := r.openAndResolve("nocoal", false)
+	require.NoError(t, err)
+	assert.Equal(t, 2*coalesceN, without)
+	with, err := r.openAndResolve("coal", true)
+	require.NoError(t, err)
+	assert.Less(t, with, without)
+}
