@@ -83,9 +83,32 @@ func (d *DB) Commit(b *Batch) error {
 	d.pending.Add(pending)
 	d.dead.Add(dead)
 	if d.journaling {
-		d.journal = append(d.journal, b) // for Shrink's copy
+		d.journalBatch(b)
 	}
 	return nil
+}
+
+// journalBatch keeps b for Shrink's copy, unless the batches kept would
+// pass journalMax: a Shrink that overlaps a new burst gives up, rather
+// than hold the burst's events twice in memory and write them to the copy
+// in one transaction with every other waiting. Called with d.wmu held.
+func (d *DB) journalBatch(b *Batch) {
+	if d.journalFull {
+		return
+	}
+	n := int64(0)
+	for _, op := range b.Ops {
+		n += int64(len(op.Data)) + 16
+	}
+	for _, c := range b.State {
+		n += int64(len(c.Options)) + 64*int64(len(c.Put)+len(c.Delete)+1)
+	}
+	if d.journalBytes+n > journalMax {
+		d.journal, d.journalFull = nil, true
+		return
+	}
+	d.journal = append(d.journal, b)
+	d.journalBytes += n
 }
 
 // replay writes batches that were committed to another file, in order,

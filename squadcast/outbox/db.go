@@ -61,10 +61,14 @@ type DB struct {
 	db *bolt.DB
 	// wmu serialises Commit with the start and the end of a Shrink, and
 	// guards journaling and journal: while Shrink copies a snapshot of the
-	// file, the batches committed since, to write to the copy.
-	wmu        sync.Mutex
-	journaling bool
-	journal    []*Batch
+	// file, the batches committed since, to write to the copy (their
+	// bytes in journalBytes; journalFull once they passed journalMax, and
+	// the Shrink gives up).
+	wmu          sync.Mutex
+	journaling   bool
+	journal      []*Batch
+	journalBytes int64
+	journalFull  bool
 	// shrinkMu is held by Shrink throughout, and by Close and the writes
 	// other than Commit (the outbox commands'), which are not journaled.
 	shrinkMu sync.Mutex

@@ -28,6 +28,11 @@ var shrinkCheckEvery = 5 * time.Second
 // waits for it. A larger file is compacted at the next start instead.
 const shrinkMaxUsed = 256 << 20
 
+// journalMax bounds the batches a Shrink keeps (about, in bytes) while it
+// copies, to write to the copy: past it, the Shrink gives up (see
+// journalBatch). A variable for tests.
+var journalMax int64 = 16 << 20
+
 // afterShrinkCopy, when set, runs in Shrink after the copy, before the
 // journal is written to it (tests commit there).
 var afterShrinkCopy func()
@@ -46,7 +51,9 @@ type Shrunk struct {
 // then, with every transaction waiting, writes the batches committed
 // meanwhile to the copy too, and goes on with the copy in the old one's
 // place. It returns nil, nil when the file is not sparse, or holds more
-// than shrinkMaxUsed. On an error the DB goes on with the old file, as it
+// than shrinkMaxUsed, or when it gave up because the writes made during
+// the copy passed journalMax (a new burst: the next drain tries again).
+// On an error before the swap the DB goes on with the old file, as it
 // was.
 func (d *DB) Shrink() (*Shrunk, error) {
 	d.shrinkMu.Lock()
@@ -71,7 +78,7 @@ func (d *DB) Shrink() (*Shrunk, error) {
 		afterShrinkCopy()
 	}
 	waited := time.Now()
-	if err := d.swap(dst, tmp); err != nil {
+	if swapped, err := d.swap(dst, tmp); !swapped || err != nil {
 		return nil, err
 	}
 	after := int64(-1)
@@ -97,38 +104,45 @@ func (d *DB) snapshot() (*bolt.Tx, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("shrink outbox %s: %w", d.path, err)
 	}
-	d.journaling, d.journal = true, nil
+	d.journaling, d.journal, d.journalBytes, d.journalFull = true, nil, 0, false
 	return snap, size, nil
 }
 
-// endJournal stops journaling, and returns the journal. Called with
-// d.wmu held.
-func (d *DB) endJournal() []*Batch {
-	d.journaling = false
-	j := d.journal
-	d.journal = nil
-	return j
+// endJournal stops journaling, and returns the journal, and whether it
+// passed journalMax (then it is empty). Called with d.wmu held.
+func (d *DB) endJournal() (j []*Batch, full bool) {
+	j, full = d.journal, d.journalFull
+	d.journaling, d.journal, d.journalBytes, d.journalFull = false, nil, 0, false
+	return j, full
 }
 
 // swap writes the journal to dst (the copy, at tmp), and puts it in the
-// old file's place, with every transaction waiting.
-func (d *DB) swap(dst *bolt.DB, tmp string) error {
+// old file's place, with every transaction waiting. It reports whether
+// it did: not when the journal passed journalMax (nor on an error before
+// the rename); the copy is then removed.
+func (d *DB) swap(dst *bolt.DB, tmp string) (bool, error) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	fail := func(err error) error {
+	drop := func() {
 		dst.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("shrink outbox %s: %w", d.path, err)
 	}
-	if err := replay(dst, d.endJournal()); err != nil {
-		return fail(err)
+	journal, full := d.endJournal()
+	if full {
+		drop()
+		return false, nil
+	}
+	if err := replay(dst, journal); err != nil {
+		drop()
+		return false, fmt.Errorf("shrink outbox %s: %w", d.path, err)
 	}
 	// The copy, still open, takes the old file's name: a crash from here
 	// on finds a complete outbox at the path, old or new.
 	if err := os.Rename(tmp, d.path); err != nil {
-		return fail(err)
+		drop()
+		return false, fmt.Errorf("shrink outbox %s: %w", d.path, err)
 	}
 	// Synced before the swap: a commit to the new file must not be lost to
 	// a crash that brings the old name back. (If the sync fails, the new
@@ -141,9 +155,9 @@ func (d *DB) swap(dst *bolt.DB, tmp string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("shrink outbox %s: %w", d.path, err)
+		return true, fmt.Errorf("shrank outbox %s, but then: %w (the shrunk file is in use; a crash before the directory is synced may bring the old one back)", d.path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // maybeShrink starts a Shrink, on a goroutine of its own, when no event
@@ -160,7 +174,7 @@ func (c *Committer[T]) maybeShrink() {
 		defer c.shrinking.Store(false)
 		s, err := c.db.Shrink()
 		if err != nil {
-			c.cfg.Logger.Warn("cannot shrink the outbox after its backlog drained; going on with it as it is", zap.Error(err))
+			c.cfg.Logger.Warn("shrinking the outbox after its backlog drained failed", zap.Error(err))
 		}
 		if s == nil {
 			return

@@ -247,3 +247,48 @@ func TestShrinkFailedCopy(t *testing.T) {
 	assert.False(t, d.journaling, "the journal ended")
 	d.wmu.Unlock()
 }
+
+// TestShrinkGivesUpOnABurstDuringCopy: when more than journalMax is
+// committed while Shrink copies, it gives up (nil, no error): the old
+// file stays, with every write, old and new, and no copy is left behind;
+// the next Shrink, with no burst, shrinks it.
+func TestShrinkGivesUpOnABurstDuringCopy(t *testing.T) {
+	smallShrinks(t)
+	oldMax := journalMax
+	journalMax = 64 << 10
+	t.Cleanup(func() { journalMax = oldMax })
+	path := filepath.Join(t.TempDir(), File)
+	d := openTest(t, path)
+	deliverAll(t, d, appendN(t, d, 1000, 4000))
+	kept := appendN(t, d, 1, 10)
+	var during []uint64
+	afterShrinkCopy = func() {
+		during = append(appendN(t, d, 20, 4000), appendN(t, d, 20, 4000)...)
+		afterShrinkCopy = nil
+	}
+	t.Cleanup(func() { afterShrinkCopy = nil })
+	before := fileSize(t, path)
+	s, err := d.Shrink()
+	require.NoError(t, err)
+	require.Nil(t, s, "gave up")
+	require.NoFileExists(t, path+compactSuffix)
+	assert.GreaterOrEqual(t, fileSize(t, path), before, "the old file is still in use")
+	check := func(d *DB) {
+		t.Helper()
+		l, err := d.LoadStart(100)
+		require.NoError(t, err)
+		var seqs []uint64
+		for _, e := range l.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		assert.Equal(t, append(kept, during...), seqs)
+	}
+	check(d)
+
+	s, err = d.Shrink()
+	require.NoError(t, err)
+	require.NotNil(t, s, "with no burst during the copy, it shrinks")
+	check(d)
+	require.NoError(t, d.Close())
+	check(openTest(t, path))
+}
