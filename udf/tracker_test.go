@@ -15,8 +15,10 @@ type tracking struct {
 	calls []string
 }
 
-func (s *tracking) NodeConnected(task, node string)    { s.calls = append(s.calls, "up "+task+"/"+node) }
-func (s *tracking) NodeDisconnected(task, node string) { s.calls = append(s.calls, "down "+task+"/"+node) }
+func (s *tracking) NodeConnected(task, node string) { s.calls = append(s.calls, "up "+task+"/"+node) }
+func (s *tracking) NodeDisconnected(task, node string) {
+	s.calls = append(s.calls, "down "+task+"/"+node)
+}
 func (s *tracking) LoadState(task, node string) (NodeState, bool, error) {
 	s.calls = append(s.calls, "load")
 	return s.durable.LoadState(task, node)
