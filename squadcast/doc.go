@@ -15,7 +15,9 @@
 // event as a payload; Observer reports deliveries, for metrics. Outbox is
 // the outbox file as the outbox commands see it. SavedTasks and
 // ResolveTask serve --resolve-deleted-tasks: they resolve the incidents of
-// a task gone from Kapacitor (udf.ResolveGone) and drop its state.
+// a task gone from Kapacitor (udf.ResolveGone) and drop its state, never
+// while a node of the task is connected (the Sender is a udf.NodeTracker)
+// and never for an id that another task's saved state holds open.
 //
 // Webhook URLs carry the service's secret key in their last path segment:
 // nothing in this package logs them or puts them in an error.

@@ -57,6 +57,7 @@ type Sender struct {
 	loader    *loader                 // reads spilled events back
 	attempter *attempter              // makes HTTP attempts
 	transport *http.Transport
+	live      liveTasks // the connected nodes' tasks (see ResolveTask)
 
 	ctx    context.Context // ends when the Sender stops: aborts attempts in flight
 	cancel context.CancelCauseFunc

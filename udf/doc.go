@@ -15,7 +15,8 @@
 // keepalives are never delayed. At each Flush the handler hands its
 // Publisher the burst's StateChange, and at Init it asks the Sink for the
 // node's saved NodeState: how they are kept is the Sink's business (the
-// daemon's keeps them on disk with the events). The node's options are
+// daemon's keeps them on disk with the events; a Sink that is a NodeTracker
+// also hears which nodes are connected). The node's options are
 // saved with its state, so that ResolveGone can build the events that
 // resolve its incidents once its task is deleted. With .resolveStale(d), a
 // group silent for d on the Clock is resolved by the connection's own

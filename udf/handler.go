@@ -64,6 +64,9 @@ type Handler struct {
 	dirty     map[string]struct{}
 	unflushed bool
 
+	// tracked says Init told the Sink (a NodeTracker) the node connected.
+	tracked bool
+
 	// onInit, when set, hears of a successful Init.
 	onInit func(taskID string)
 
@@ -147,6 +150,10 @@ func (h *Handler) Init(r *agent.InitRequest) (resp *agent.InitResponse, err erro
 	h.rules.batch = h.cfg.Batch
 	if opts.ResolveStale > 0 {
 		h.stale = newStaleTracker(opts.ResolveStale, h.clock.Now())
+	}
+	if t, ok := h.cfg.Sink.(NodeTracker); ok && !h.tracked {
+		t.NodeConnected(h.taskID, h.nodeID)
+		h.tracked = true
 	}
 	ns, found, err := h.cfg.Sink.LoadState(h.taskID, h.nodeID)
 	if err != nil {
@@ -259,11 +266,15 @@ func (h *Handler) clearDirty() {
 }
 
 // Close ends the handler when its connection ends, flushing what the last
-// read burst published.
+// read burst published; then it tells a NodeTracker Sink the node is gone.
 func (h *Handler) Close() {
 	if h.opts != nil {
 		h.Flush()
 		h.log.Info("task disconnected", zap.Int("groups_alerting", len(h.groups)))
+	}
+	if h.tracked {
+		h.tracked = false
+		h.cfg.Sink.(NodeTracker).NodeDisconnected(h.taskID, h.nodeID)
 	}
 }
 

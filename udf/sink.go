@@ -17,6 +17,18 @@ type Sink interface {
 	LoadState(taskID, nodeID string) (state NodeState, found bool, err error)
 }
 
+// NodeTracker is a Sink told which nodes are connected: a Handler whose
+// Sink implements it calls NodeConnected in Init, just before it loads the
+// node's state (LoadState), and NodeDisconnected when the connection of a
+// node it told of ends (Close, after its last Flush). NodeConnected may
+// wait: the daemon's Sink holds it while it resolves the incidents of the
+// node's task as deleted, so that the node then loads the state left
+// after that (see squadcast.Sender.ResolveTask).
+type NodeTracker interface {
+	NodeConnected(taskID, nodeID string)
+	NodeDisconnected(taskID, nodeID string)
+}
+
 // Destination says where a task's events go, and how the Sink renders
 // them, as given by its options. Exactly one of Endpoint and URL is set;
 // Format may be empty for the default.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kapacitor-squadcast/kapacitor-squadcast/squadcast"
+	"github.com/kapacitor-squadcast/kapacitor-squadcast/udf"
 )
 
 // deletedTasks resolves, with --resolve-deleted-tasks, the open incidents
@@ -226,13 +227,19 @@ func (d *deletedTasks) forgetUnsaved(saved []string) {
 
 // resolve resolves a deleted task's incidents and drops its state (see
 // squadcast.Sender.ResolveTask), and logs what it did. A node that cannot
-// be resolved keeps its state; its reason is logged once.
+// be resolved keeps its state; its reason is logged once. A task that has
+// a node connected (defined again meanwhile) is not resolved.
 func (d *deletedTasks) resolve(task string) {
 	if d.connected()[task] {
 		delete(d.absent, task) // defined again meanwhile
 		return
 	}
 	nodes, err := d.store.ResolveTask(task, "task "+task+" deleted")
+	if errors.Is(err, squadcast.ErrTaskConnected) {
+		delete(d.absent, task)
+		d.log.Info("a task absent from Kapacitor's task list is connected again: its incidents are not resolved", zap.String("task", task))
+		return
+	}
 	if err != nil {
 		d.log.Error("cannot resolve the incidents of a deleted task", zap.String("task", task), zap.Error(err))
 		return
@@ -240,15 +247,21 @@ func (d *deletedTasks) resolve(task string) {
 	resolved, dropped := 0, 0
 	byEndpoint := map[string]int{}
 	for _, n := range nodes {
-		if n.Err != nil {
+		d.logKept(task, n)
+		if n.Err != nil && !errors.Is(n.Err, squadcast.ErrNotWritten) {
 			d.nodeFailed(task, n)
 			continue
 		}
-		dropped++
 		resolved += n.Resolved
 		if n.Endpoint != "" {
 			byEndpoint[n.Endpoint] += n.Resolved
 		}
+		if n.Err != nil {
+			d.log.Warn("the resolution of a deleted task's node is not written to the outbox yet: the write is retried, its events are delivered meanwhile, and its alert state is dropped once the write succeeds",
+				zap.String("task", task), zap.String("node", n.Node), zap.Int("incidents", n.Resolved), zap.Error(n.Err))
+			continue
+		}
+		dropped++
 	}
 	for ep, n := range byEndpoint {
 		if d.resolved != nil {
@@ -262,6 +275,15 @@ func (d *deletedTasks) resolve(task string) {
 	if dropped == len(nodes) {
 		delete(d.absent, task)
 		delete(d.listers, task) // the outbox dropped its record with its state
+	}
+}
+
+// logKept logs the incidents of a deleted task's node left open because
+// another task holds them open (the same alert id).
+func (d *deletedTasks) logKept(task string, n squadcast.NodeResolution) {
+	for _, k := range n.Kept {
+		d.log.Info("left an incident of a deleted task open: another task alerts with its id",
+			zap.String("task", task), zap.String("node", n.Node), zap.String("id", udf.LoggedID(k.ID)), zap.String("held_by", k.Task))
 	}
 }
 

@@ -96,6 +96,8 @@ type fakeTaskStore struct {
 	saved    []string
 	resolved []string
 	nodes    map[string][]squadcast.NodeResolution // what ResolveTask answers, by task
+	// resolveErr, when set, is ResolveTask's error, for every task.
+	resolveErr error
 	// listers are the records of SetTaskListers, in memory unless db is set.
 	listers map[string]string
 	db      *outbox.DB
@@ -135,6 +137,9 @@ func (s *fakeTaskStore) SetTaskListers(set map[string]string, del []string) erro
 }
 
 func (s *fakeTaskStore) ResolveTask(task, why string) ([]squadcast.NodeResolution, error) {
+	if s.resolveErr != nil {
+		return nil, s.resolveErr
+	}
 	s.resolved = append(s.resolved, task+": "+why)
 	nodes, ok := s.nodes[task]
 	if !ok {
