@@ -69,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "man": // hidden: writes the man pages (make package)
-		return runMan(args[1:], stderr)
+		return runMan(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "kapacitor-squadcast: unknown command %q\n\n%s", args[0], usage)
 		return 2
