@@ -21,8 +21,9 @@ import (
 // then the flags given on the command line, then $SQUADCAST_WEBHOOK_URL
 // for a default endpoint that has no URL yet; Validate checks it.
 //
-// Its TOML keys are the long names of serve's flags, and [[endpoint]]
-// tables. Printing a Config (fmt, JSON) never shows a secret: its URLs are
+// Its TOML keys are the long names of serve's flags (but config, and
+// the default endpoint's url, format, timeout, rate-limit and coalesce,
+// which are keys of [[endpoint]] tables), and [[endpoint]] tables. Printing a Config (fmt, JSON) never shows a secret: its URLs are
 // squadcast.SecretURLs, and header values are left out.
 type Config struct {
 	// File is the config file it was read from (--config), "" for none.

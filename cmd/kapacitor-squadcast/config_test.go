@@ -34,6 +34,8 @@ func TestConfigFileErrors(t *testing.T) {
 		name, text, want string
 	}{
 		{"unknown top-level key", "sockett = \"/x\"", `unknown key "sockett"`},
+		{"default endpoint flag as a top-level key", "rate-limit = \"15/m\"", `unknown key "rate-limit": --rate-limit sets the default endpoint; in a file, give rate-limit in an [[endpoint]] table with name = "default"`},
+		{"config as a key", "config = \"/x.toml\"", `unknown key "config" (the keys are the long names of serve's flags but config, url, format`},
 		{"unknown endpoint key", "[[endpoint]]\nname = \"a\"\n" + good + "\n[[endpoint]]\nname = \"b\"\n" + good + "\nformt = \"kapacitor\"", `endpoint #2: unknown key "formt"`},
 		{"syntax", "workers = ", `line 1`},
 		{"duplicate key", "workers = 2\nworkers = 3", `'workers' has already been defined`},

@@ -54,6 +54,10 @@ func (c *Config) decode(text string) error {
 	return nil
 }
 
+// defaultEndpointFlags are the serve flags that set the default endpoint:
+// no top-level key of a config file, but keys of its [[endpoint]] tables.
+var defaultEndpointFlags = []string{"url", "format", "timeout", "rate-limit", "coalesce"}
+
 // unknownKeys reports the first key of the file that is not a setting,
 // naming the endpoint table it is in.
 func unknownKeys(md toml.MetaData) error {
@@ -75,7 +79,10 @@ func unknownKeys(md toml.MetaData) error {
 		if len(k) == 2 && k[0] == "endpoint" && endpoint >= 0 {
 			return fmt.Errorf("endpoint #%d: unknown key %q (want name, url, url-file, format, timeout, headers, rate-limit or coalesce)", endpoint+1, k[1])
 		}
-		return fmt.Errorf("unknown key %q (the keys are the long names of serve's flags, and [[endpoint]] tables)", k.String())
+		if len(k) == 1 && slices.Contains(defaultEndpointFlags, k[0]) {
+			return fmt.Errorf("unknown key %q: --%s sets the default endpoint; in a file, give %s in an [[endpoint]] table with name = \"default\"", k[0], k[0], k[0])
+		}
+		return fmt.Errorf("unknown key %q (the keys are the long names of serve's flags but config, url, format, timeout, rate-limit and coalesce, and [[endpoint]] tables)", k.String())
 	}
 	return fmt.Errorf("unknown keys %v", md.Undecoded())
 }

@@ -8,7 +8,8 @@
 //	kapacitor-squadcast check-config --config FILE
 //	kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
 //	kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
-//	kapacitor-squadcast state list|drop [--task T [--node N]] (--data-dir DIR | --config FILE)
+//	kapacitor-squadcast state list [--task T] (--data-dir DIR | --config FILE)
+//	kapacitor-squadcast state drop --task T [--node N] (--data-dir DIR | --config FILE)
 //	kapacitor-squadcast doctor --kapacitor-url URL [--relay-url URL]
 //	kapacitor-squadcast version
 //

@@ -66,7 +66,7 @@ var serveFlags = []serveFlag{
 		func(c *Config) any { return &c.MaxAge }},
 	{"max-frame-size", "largest request `size` Kapacitor may send on a connection, like 16MiB or 512KiB: a longer frame ends that connection (its task fails) before anything is allocated; at least 64KiB",
 		func(c *Config) any { return &c.MaxFrameSize }},
-	{"memory-limit", "soft memory limit of the daemon, a `size` like 256MiB (Go's GOMEMLIMIT, which it overrides): near it the garbage collector works harder, and memory freed after a burst goes back to the system sooner; see docs/operations.md (default none: $GOMEMLIMIT, else no limit)",
+	{"memory-limit", "soft memory limit of the daemon, a `size` like 256MiB (Go's GOMEMLIMIT, which it overrides): near it the garbage collector works harder, and memory freed after a burst goes back to the system sooner; the collector's GOGC is 50 unless $GOGC is set; see docs/operations.md, \"Memory\" (default none: $GOMEMLIMIT, else no limit)",
 		func(c *Config) any { return &c.MemoryLimit }},
 	{"listen", "`address` (host:port) to serve /metrics, /healthz, /readyz and /debug/pprof/ on over HTTP, e.g. 127.0.0.1:9187 (default off)",
 		func(c *Config) any { return &c.Listen }},

@@ -30,7 +30,8 @@ Usage:
   kapacitor-squadcast check-config --config FILE
   kapacitor-squadcast send-test [--config FILE] [--endpoint NAME | --url URL] [--format F]
   kapacitor-squadcast outbox list|retry|drop (--data-dir DIR | --config FILE) [SEQ...]
-  kapacitor-squadcast state list|drop [--task T [--node N]] (--data-dir DIR | --config FILE)
+  kapacitor-squadcast state list [--task T] (--data-dir DIR | --config FILE)
+  kapacitor-squadcast state drop --task T [--node N] (--data-dir DIR | --config FILE)
   kapacitor-squadcast doctor --kapacitor-url URL [--relay-url URL]
   kapacitor-squadcast version
 
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "man": // hidden: writes the man pages (make package)
-		return runMan(args[1:], stderr)
+		return runMan(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "kapacitor-squadcast: unknown command %q\n\n%s", args[0], usage)
 		return 2

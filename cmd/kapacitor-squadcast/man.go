@@ -31,11 +31,19 @@ var manPages = []manPage{
 	{"kapacitor-squadcast-doctor", "check Kapacitor's tasks and handlers for what to send through the daemon", []string{"doctor"}, [][]string{{"doctor"}}},
 }
 
+// manUsage is what `man --help` prints.
+const manUsage = "usage: kapacitor-squadcast man DIR\n\nWrites a man page for the command and each subcommand into DIR (created if\nmissing) as NAME.1; make package ships them.\n"
+
 // runMan is the hidden `man DIR` command: it writes every page of
-// manPages into DIR as NAME.1.
-func runMan(args []string, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: kapacitor-squadcast man DIR")
+// manPages into DIR as NAME.1. A flag is never taken for DIR: -h and
+// --help print the usage, any other is refused.
+func runMan(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stdout, manUsage)
+		return 0
+	}
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, manUsage)
 		return 2
 	}
 	dir := args[0]

@@ -120,3 +120,21 @@ func TestManCommandWritesAPagePerCommand(t *testing.T) {
 		t.Errorf("man without DIR: exit %d, want 2", code)
 	}
 }
+
+// TestManTakesNoFlagForDir: `man --help` prints the usage and `man -x`
+// is refused, and neither writes a directory named after the flag.
+func TestManTakesNoFlagForDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for arg, want := range map[string]int{"--help": 0, "-h": 0, "-help": 0, "--out": 2, "-": 2} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"man", arg}, &stdout, &stderr); code != want {
+			t.Errorf("man %s: exit %d, want %d", arg, code, want)
+		}
+		if !strings.Contains(stdout.String()+stderr.String(), "usage: kapacitor-squadcast man DIR") {
+			t.Errorf("man %s: no usage in %q", arg, stdout.String()+stderr.String())
+		}
+		if _, err := os.Stat(arg); !os.IsNotExist(err) {
+			t.Errorf("man %s wrote %s (stat: %v)", arg, arg, err)
+		}
+	}
+}

@@ -172,7 +172,7 @@ func TestStateUsage(t *testing.T) {
 		{[]string{"state", "drop", "--task", "t", "--config", filepath.Join(dir, "missing.toml")}, 1, "read config file"},
 		{[]string{"state", "list", "--data-dir", dir}, 1, "has the daemon run with this data dir?"},
 		{[]string{"state", "drop", "--data-dir", dir, "--task", "t"}, 1, "has the daemon run with this data dir?"},
-		{[]string{"help"}, 0, "kapacitor-squadcast state list|drop"},
+		{[]string{"help"}, 0, "kapacitor-squadcast state drop --task T [--node N] (--data-dir DIR | --config FILE)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out, errOut := runCLI(tc.args...)
