@@ -74,7 +74,7 @@ func (h *Handler) alert(key string, st *groupState, current, level Level, t int6
 	}
 	lastTriggered := st.lastTriggered
 	send = h.rules.update(st, h.flapOf(key), level, t)
-	if level != current || st.lastTriggered != lastTriggered {
+	if send || level != current || st.lastTriggered != lastTriggered {
 		h.dirty[key] = struct{}{}
 	}
 	if send {

@@ -65,6 +65,20 @@ func (h *Handler) prevOf(id string) Level {
 	return OK
 }
 
+// incidentLevel returns the level of group st's incident, what the saved
+// state and .resolveStale() go by: the level of the last event sent with
+// its alert ID, as Kapacitor's alert node restores it (OK when none was
+// sent, or the last was OK). It differs from st.level while .flapping()
+// holds events back (a group can be OK with its incident open) and when
+// groups share an ID; with .noRecoveries(), a group at OK has none.
+func (h *Handler) incidentLevel(st *groupState) Level {
+	id := st.alertID()
+	if id == "" || (st.level == OK && h.rules.noRecoveries) {
+		return OK
+	}
+	return h.prevOf(id)
+}
+
 // owner returns the group that keeps id's previousLevel, or nil. Such a
 // group's ID is id and ends with its key, the rest of id being as long as
 // one of h.ownLens: its key is id less one of those lengths.

@@ -182,7 +182,7 @@ func (h *Handler) Snapshot() (resp *agent.SnapshotResponse, err error) {
 	if h.opts == nil {
 		return nil, errors.New("snapshot requested before a successful init")
 	}
-	return &agent.SnapshotResponse{Snapshot: encodeSnapshot(h.asOf, h.groups)}, nil
+	return &agent.SnapshotResponse{Snapshot: encodeSnapshot(h.asOf, h.groups, h.incidentLevel)}, nil
 }
 
 // Restore takes the state Kapacitor kept, unless the state saved in the data

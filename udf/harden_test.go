@@ -72,7 +72,7 @@ func TestRequestsBeforeInit(t *testing.T) {
 	assert.ErrorContains(t, err, "point received before a successful init")
 	_, err = h.Snapshot()
 	assert.ErrorContains(t, err, "snapshot requested before a successful init")
-	_, err = h.Restore(&agent.RestoreRequest{Snapshot: encodeSnapshot(1, nil)})
+	_, err = h.Restore(&agent.RestoreRequest{Snapshot: encodeSnapshot(1, nil, nil)})
 	assert.ErrorContains(t, err, "restore received before a successful init")
 	assert.Empty(t, h.groups)
 }

@@ -88,11 +88,13 @@ func (s *source) during(wait func()) {
 	}()
 	wait()
 	stop.Store(true)
-	// Wake a Read that waits for input; it returns at once.
-	if err := s.deadline(time.Now()); err != nil {
-		s.err = err
-	}
+	// Wake a Read that waits for input; it returns at once. s.err is
+	// the reader's until it is done.
+	werr := s.deadline(time.Now())
 	<-done
+	if werr != nil && s.err == nil {
+		s.err = werr
+	}
 	if err := s.deadline(time.Time{}); err != nil && s.err == nil {
 		s.err = err
 	}

@@ -70,12 +70,14 @@ type Publisher interface {
 	Flush(change *StateChange) error
 }
 
-// SavedGroup is the saved alert state of one alerting group (an OK group
-// is not saved: absent is OK).
+// SavedGroup is the saved alert state of one alerting group: one whose
+// incident is open, i.e. whose last event was not OK (an OK group is not
+// saved: absent is OK).
 type SavedGroup struct {
 	// Group is Kapacitor's group key ("" without groupBy).
 	Group string
-	// Level is INFO, WARNING or CRITICAL.
+	// Level is INFO, WARNING or CRITICAL: that of the group's last event
+	// (its level may differ while .flapping() holds events back).
 	Level Level
 	// FirstTriggered and LastTriggered are point times (ns): when the
 	// group left OK, and the time of its last event.
@@ -119,10 +121,11 @@ func (h *Handler) stateChange() *StateChange {
 		c.Options = h.options
 	}
 	for g := range h.dirty {
-		// A group kept at OK (for its .flapping() history) is saved as
-		// absent: only alerting groups are.
-		if st, ok := h.groups[g]; ok && st.level != OK {
-			c.Put = append(c.Put, SavedGroup{Group: g, Level: st.level,
+		// A group is saved at its incident's level (see incidentLevel):
+		// one kept at OK with its incident closed (for its .flapping()
+		// history) is saved as absent, as only alerting groups are.
+		if st, ok := h.groups[g]; ok && h.incidentLevel(st) != OK {
+			c.Put = append(c.Put, SavedGroup{Group: g, Level: h.incidentLevel(st),
 				FirstTriggered: st.firstTriggered, LastTriggered: st.lastTriggered, ID: st.alertID()})
 		} else {
 			c.Delete = append(c.Delete, g)

@@ -21,13 +21,16 @@ type snapshotGroup struct {
 	ID    string `json:"id"`
 }
 
-func encodeSnapshot(asOf int64, groups map[string]*groupState) []byte {
+// encodeSnapshot encodes the groups whose level (their incident's, see
+// Handler.incidentLevel) is not OK.
+func encodeSnapshot(asOf int64, groups map[string]*groupState, level func(*groupState) Level) []byte {
 	s := snapshotV1{Version: 1, AsOf: asOf, Groups: make([]snapshotGroup, 0, len(groups))}
 	for g, st := range groups {
-		if st.level == OK {
+		l := level(st)
+		if l == OK {
 			continue // kept for its .flapping() history only: absent is OK
 		}
-		s.Groups = append(s.Groups, snapshotGroup{Group: g, Level: st.level, First: st.firstTriggered, Last: st.lastTriggered, ID: st.alertID()})
+		s.Groups = append(s.Groups, snapshotGroup{Group: g, Level: l, First: st.firstTriggered, Last: st.lastTriggered, ID: st.alertID()})
 	}
 	b, _ := json.Marshal(s) // plain data: cannot fail
 	return b

@@ -15,13 +15,13 @@ import (
 // touches the groups.
 
 // noteStale tracks group key after data of it (of measurement name) was
-// handled: while it alerts, it was seen now; else it is forgotten. Without
-// .resolveStale() it does nothing.
+// handled: while its incident is open (see incidentLevel), it was seen
+// now; else it is forgotten. Without .resolveStale() it does nothing.
 func (h *Handler) noteStale(key, name string) {
 	if h.stale == nil {
 		return
 	}
-	if st := h.groups[key]; st == nil || st.level == OK {
+	if st := h.groups[key]; st == nil || h.incidentLevel(st) == OK {
 		h.stale.forget(key)
 		return
 	}
@@ -37,7 +37,7 @@ func (h *Handler) resetStale() {
 	}
 	keys := make([]string, 0, len(h.groups))
 	for k, st := range h.groups {
-		if st.level != OK {
+		if h.incidentLevel(st) != OK {
 			keys = append(keys, k)
 		}
 	}
@@ -71,12 +71,15 @@ func (h *Handler) ResolveStale() {
 	resolved, forgotten := 0, 0
 	h.stale.expire(now.Sub(h.stale.base), func(key string, g staleGroup) {
 		st := h.groups[key]
-		if st == nil || st.level == OK {
+		if st == nil || h.incidentLevel(st) == OK {
 			return
 		}
 		h.dirty[key] = struct{}{}
 		if h.rules.noRecoveries {
 			forgotten++
+			// As the event would: the ID's next event has previousLevel
+			// OK, and no previousLevel is left behind for a gone group.
+			h.setPrev(key, st, st.alertID(), OK)
 		} else {
 			resolved++
 			h.unflushed = true

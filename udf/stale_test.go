@@ -237,29 +237,8 @@ func TestResolveStaleNoRecoveries(t *testing.T) {
 	require.Len(t, ev, 2, "a alerts again")
 	assert.Equal(t, Critical, ev[1].Level)
 	assert.False(t, ev[1].Recoverable)
-}
-
-// TestResolveStaleFlapping: a stale resolution is not held back by
-// .flapping(), and forgets the group's history.
-func TestResolveStaleFlapping(t *testing.T) {
-	clock := newFakeClock()
-	rec := &recorder{}
-	h := staleHandler(t, rec, clock, false, opt("flapping", vDouble(0.1), vDouble(0.2)), opt("history", vInt(4)))
-	for _, v := range []float64{5, 50, 5, 50, 5} {
-		staleFeed(t, h, clock, "a", v)
-		clock.add(time.Second)
-	}
-	require.True(t, h.flaps["host=a"].flapping, "a is flapping")
-	require.Equal(t, Critical, h.groups["host=a"].level)
-	n := len(rec.Events())
-	clock.add(9 * time.Second)
-	h.ResolveStale()
-	ev := rec.Events()
-	require.Len(t, ev, n+1, "resolved while flapping")
-	assert.Equal(t, OK, ev[n].Level)
-	assert.Equal(t, 10*time.Second, ev[n].Stale)
-	assert.NotContains(t, h.flaps, "host=a")
-	assert.NotContains(t, h.groups, "host=a")
+	assert.Equal(t, OK, ev[1].PreviousLevel, "a new incident, as after a stale OK event")
+	assert.Empty(t, h.prev, "no previousLevel is left behind")
 }
 
 // TestResolveStaleBatch: a group that gets no batch for d is resolved; one
