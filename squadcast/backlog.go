@@ -77,10 +77,15 @@ func (b *backlog) written(n int) (room bool) {
 
 // toLoad returns where the loader reads from and how many events it may
 // load (at most max); ok is false when there is nothing to load or no room.
+// Only spilled events counted written are loaded: a transaction is on disk
+// before its onCommit has handed its events held in memory to the
+// scheduler, and a spilled event of it read back meanwhile would be
+// scheduled ahead of an older event of its incident held in memory.
+// (onCommit counts the spilled ones written after it handed those.)
 func (b *backlog) toLoad(max int) (from uint64, room int, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	room = min(b.size-b.queued, b.spilled, max)
+	room = min(b.size-b.queued, b.spilled-b.unwritten, max)
 	return b.spillNext, room, b.spillNext != 0 && room > 0
 }
 
