@@ -82,6 +82,9 @@ type hooks struct {
 	wait func(time.Duration) time.Duration
 	// beforeCommit, when set, runs before each outbox transaction; an error fails it.
 	beforeCommit func() error
+	// committed, when set, runs after each outbox transaction, before its
+	// events are handed on (onCommit).
+	committed func()
 }
 
 // New validates cfg, opens the outbox in cfg.DataDir (creating both if
@@ -113,8 +116,12 @@ func newSender(cfg Config, h hooks) (*Sender, error) {
 		spilled: ob.Pending() - len(loaded.Events), spillNext: loaded.Next}
 	s.loader = &loader{db: ob, backlog: s.backlog, sched: s.sched, restore: s.endpoints.restore, log: s.log, coalesced: s.dropCoalesced,
 		wakeCh: make(chan struct{}, 1), stop: make(chan struct{})}
+	onCommit := s.onCommit
+	if h.committed != nil {
+		onCommit = func(jobs []*job, err error) { h.committed(); s.onCommit(jobs, err) }
+	}
 	s.cm = outbox.NewCommitter(ob, outbox.CommitterConfig[*job]{
-		Logger: s.log, OnCommit: s.onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit,
+		Logger: s.log, OnCommit: onCommit, Stopped: ErrClosed, BeforeCommit: h.beforeCommit,
 		// The backlog drained and its file pages are unmapped: give the
 		// memory its events took back to the system now, not over minutes.
 		OnShrink: debug.FreeOSMemory})

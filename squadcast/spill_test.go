@@ -204,3 +204,60 @@ func TestSpillBoundedWhenWritesFail(t *testing.T) {
 	require.NoError(t, flushNow(p))
 	require.Equal(t, Stats{Published: 5, Dropped: 1, Queued: 2, Spilled: 3, Pending: 5}, s.Stats())
 }
+
+// TestSpilledEventWaitsForItsTransaction: an event held in memory and a
+// later, spilled event of the same incident are written in one
+// transaction; a loader woken (by a delivery) after the transaction is on
+// disk but before its events are handed on must not read the spilled one
+// back first: the incident's events are delivered in order.
+func TestSpilledEventWaitsForItsTransaction(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body := decodeWebhook(t, b)
+		if body.EventID == "c" {
+			<-release // held until the second transaction is on disk
+		}
+		mu.Lock()
+		got = append(got, body.EventID+"/"+body.Description)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	cfg, _ := testConfig(t, Config{
+		Endpoints: []Endpoint{{Name: "default", URL: srv.URL + "/v2/incidents/api/" + secretKey, Format: FormatIncidentWebhook}},
+		Workers:   4,
+		QueueSize: 2,
+	})
+	fh := &fastHooks{}
+	hk := fh.hooks()
+	var s *Sender
+	var commits atomic.Int32
+	hk.committed = func() {
+		if commits.Add(1) != 2 {
+			return
+		}
+		// The transaction with a/0 (in memory) and a/1 (spilled) is on
+		// disk; c/0's delivery now makes room, and wakes the loader.
+		close(release)
+		deadline := time.Now().Add(2 * time.Second)
+		for s.Stats().Delivered < 1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // the loader's chance to run ahead
+	}
+	s = startSender(t, cfg, hk)
+	p, err := s.Open(udf.Destination{})
+	require.NoError(t, err)
+	require.NoError(t, p.Publish(webhookEvent("c", 0)))
+	require.NoError(t, flushNow(p)) // c/0 is sent, and held
+	require.NoError(t, p.Publish(webhookEvent("a", 0)))
+	require.NoError(t, p.Publish(webhookEvent("a", 1)))
+	require.Equal(t, 1, s.Stats().Spilled, "a/1 is spilled")
+	require.NoError(t, flushNow(p))
+	closeAndWait(t, s)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"c/0", "a/0", "a/1"}, got)
+}
