@@ -70,22 +70,11 @@ func TestLargeBurstFailingFlushes(t *testing.T) {
 	n := 3*maxBurstChanges + 10
 	go func() {
 		for i := range n {
-			_ = agent.WriteMessage(&agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
-				Name: "cpu", Time: int64(1 + i), Group: fmt.Sprintf("g=%06d", i),
-				Tags: map[string]string{"g": fmt.Sprintf("%06d", i)}, FieldsDouble: map[string]float64{"v": 50},
-			}}}, k.conn)
+			_ = agent.WriteMessage(pointRequest(fmt.Sprintf("g=%06d", i), int64(1+i), 50), k.conn)
 		}
 		_ = agent.WriteMessage(&agent.Request{Message: &agent.Request_Keepalive{Keepalive: &agent.KeepaliveRequest{Time: 7}}}, k.conn)
 	}()
-	points := 0
-	for {
-		res := k.recv()
-		if res.GetKeepalive() != nil {
-			break
-		}
-		require.NotNil(t, res.GetPoint(), "unexpected response %v", res)
-		points++
-	}
+	points, _ := k.pointsUntilKeepalive()
 	assert.Equal(t, n, points)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
@@ -111,11 +100,7 @@ func TestLargeBurstFlushedInParts(t *testing.T) {
 	wrote := make(chan error, 1)
 	go func() {
 		for i := 1; i < n; i++ {
-			req := &agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
-				Name: "cpu", Time: int64(1 + i), Group: fmt.Sprintf("g=%06d", i),
-				Tags: map[string]string{"g": fmt.Sprintf("%06d", i)}, FieldsDouble: map[string]float64{"v": 50},
-			}}}
-			if err := agent.WriteMessage(req, k.conn); err != nil {
+			if err := agent.WriteMessage(pointRequest(fmt.Sprintf("g=%06d", i), int64(1+i), 50), k.conn); err != nil {
 				wrote <- err
 				return
 			}
@@ -124,15 +109,7 @@ func TestLargeBurstFlushedInParts(t *testing.T) {
 	}()
 	require.NoError(t, <-wrote, "the storm is read ahead while the flush waits")
 	close(sink.release)
-	points := 0
-	for {
-		res := k.recv()
-		if res.GetKeepalive() != nil {
-			break
-		}
-		require.NotNil(t, res.GetPoint(), "unexpected response %v", res)
-		points++
-	}
+	points, _ := k.pointsUntilKeepalive()
 	assert.Equal(t, n, points)
 
 	sink.mu.Lock()

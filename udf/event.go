@@ -97,10 +97,7 @@ type eventData struct {
 // or else to the default id; the message and details fall back to their
 // defaults. Each fallback is logged as a warning.
 func (h *Handler) event(e eventData) Event {
-	group := e.key
-	if group == "" {
-		group = "nil"
-	}
+	group := groupName(e.key)
 	t := time.Unix(0, e.t).UTC()
 	info := DetailsInfo{MessageInfo: MessageInfo{
 		IDInfo: IDInfo{
@@ -248,4 +245,13 @@ func withoutAlertFields[V any](m map[string]V, extra int) map[string]V {
 		}
 	}
 	return out
+}
+
+// groupName is a group key as events and templates show it: Kapacitor's
+// "nil" without groupBy.
+func groupName(key string) string {
+	if key == "" {
+		return "nil"
+	}
+	return key
 }

@@ -99,10 +99,7 @@ func ResolveGone(taskID, nodeID string, ns NodeState, t time.Time, why string) (
 		if g.ID == "" {
 			continue
 		}
-		group := g.Group
-		if group == "" {
-			group = "nil"
-		}
+		group := groupName(g.Group)
 		d := max(time.Duration(t.UnixNano()-g.FirstTriggered), 0)
 		info := DetailsInfo{MessageInfo: MessageInfo{
 			IDInfo: IDInfo{TaskName: taskID, Group: group},

@@ -118,16 +118,8 @@ func TestReadAheadWhileFlushing(t *testing.T) {
 
 	close(disk.release)
 	k.send(&agent.Request{Message: &agent.Request_Keepalive{Keepalive: &agent.KeepaliveRequest{Time: 7}}})
-	points := 0
-	for {
-		res := k.recv()
-		if res.GetKeepalive() != nil {
-			assert.Equal(t, int64(7), res.GetKeepalive().GetTime())
-			break
-		}
-		require.NotNil(t, res.GetPoint(), "unexpected response %v", res)
-		points++
-	}
+	points, ka := k.pointsUntilKeepalive()
+	assert.Equal(t, int64(7), ka.GetTime())
 	events, flushes := disk.snapshot()
 	// g=shared goes CRITICAL at i=0, 200, 400, ... and OK at i=1, 201, ...
 	want := 1 + 2*(n/200)

@@ -54,9 +54,30 @@ func (k *kapacitorClient) init(opts ...*agent.Option) *agent.InitResponse {
 }
 
 func (k *kapacitorClient) point(group string, t int64, v float64) {
-	k.send(&agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
+	k.send(pointRequest(group, t, v))
+}
+
+// pointRequest is a point of measurement cpu in group, tagged g=group,
+// with field v.
+func pointRequest(group string, t int64, v float64) *agent.Request {
+	return &agent.Request{Message: &agent.Request_Point{Point: &agent.Point{
 		Name: "cpu", Time: t, Group: group, Tags: map[string]string{"g": group}, FieldsDouble: map[string]float64{"v": v},
-	}}})
+	}}}
+}
+
+// pointsUntilKeepalive reads responses until a keepalive, which it
+// returns, with the number of points before it; any other response fails
+// the test.
+func (k *kapacitorClient) pointsUntilKeepalive() (points int, keepalive *agent.KeepaliveResponse) {
+	k.t.Helper()
+	for {
+		res := k.recv()
+		if ka := res.GetKeepalive(); ka != nil {
+			return points, ka
+		}
+		require.NotNil(k.t, res.GetPoint(), "unexpected response %v", res)
+		points++
+	}
 }
 
 func (k *kapacitorClient) keepalive(t int64) *agent.KeepaliveResponse {
