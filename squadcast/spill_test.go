@@ -251,11 +251,13 @@ func TestSpilledEventWaitsForItsTransaction(t *testing.T) {
 	p, err := s.Open(udf.Destination{})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(webhookEvent("c", 0)))
-	require.NoError(t, flushNow(p)) // c/0 is sent, and held
+	// Flush (not flushNow): from then on Publish does not wake the
+	// committer, so that a/0 and a/1 go in one transaction.
+	require.NoError(t, p.Flush(nil)) // c/0 is sent, and held
 	require.NoError(t, p.Publish(webhookEvent("a", 0)))
 	require.NoError(t, p.Publish(webhookEvent("a", 1)))
 	require.Equal(t, 1, s.Stats().Spilled, "a/1 is spilled")
-	require.NoError(t, flushNow(p))
+	require.NoError(t, p.Flush(nil))
 	closeAndWait(t, s)
 	mu.Lock()
 	defer mu.Unlock()
